@@ -1,0 +1,11 @@
+//! dezky's composition root: settings, the command line and the operations behind it.
+//!
+//! This is the only crate that knows about the terminal, HTTP and the process; everything it
+//! runs lives in `dezky-domain` and `dezky-commands`.
+
+pub mod audit_cli;
+pub mod bench;
+pub mod cli;
+pub mod demo;
+pub mod progress;
+pub mod settings;

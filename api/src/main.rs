@@ -1,0 +1,75 @@
+//! The `dezky` binary: parses the command line and runs the chosen operation.
+//!
+//! Exit codes: 0 success; 1 the ledger verification found a break; 2 usage error; 3 the
+//! operation failed (configuration, database, file).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use dezky_api::cli::{Cli, Command, KeysCommand};
+use dezky_api::{audit_cli, bench, demo};
+
+/// Exit code for a failed operation (as opposed to a verification that found a break).
+const EXIT_FAILURE: u8 = 3;
+
+fn init_telemetry() {
+    // Logs go to stderr so stdout stays clean for exports and machine-readable output.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DEZKY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = cli.settings;
+    match cli.command {
+        Command::Migrate => {
+            let ledger = dezky_commands::Ledger::open(&settings.ledger_options()).await?;
+            let head = ledger.head().await?;
+            println!(
+                "migrations applied; the ledger holds {} events",
+                head.position
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { commands } => demo::run(&settings, commands).await,
+        Command::Keys(KeysCommand::Generate { name, out }) => {
+            let name = name.unwrap_or_else(|| settings.origin.clone());
+            audit_cli::generate_key(&name, &out)
+        }
+        Command::Keys(KeysCommand::Public) => {
+            for line in settings.trusted_keys()?.lines() {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(command) => audit_cli::run(&settings, command).await,
+        Command::Bench(dezky_api::cli::BenchCommand::Append(args)) => {
+            bench::run_append(&settings, args).await
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_telemetry();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}

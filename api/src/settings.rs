@@ -1,0 +1,134 @@
+//! Configuration: one tree from defaults, command-line flags and `DEZKY_*` variables.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use dezky_commands::keys::{KeyError, SigningKey, TrustedKeys};
+
+/// The embedded default: a single SQLite file under `./data/`.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite:data/dezky.db";
+/// The default checkpoint origin (log name and key name).
+pub const DEFAULT_ORIGIN: &str = "dezky.local/ledger";
+/// File name of the signing key created beside the SQLite database on first use.
+pub const DEFAULT_KEY_FILE_NAME: &str = "ledger.key";
+
+/// A value that must never reach a log line or a panic message.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// Settings shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Event store: `sqlite:PATH` (embedded default) or `postgres://USER@HOST/DB`.
+    #[arg(long, global = true, env = "DEZKY_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: Secret,
+
+    /// The private key that signs checkpoints (signed-note format). Without it, the embedded
+    /// SQLite default creates `ledger.key` beside the database on first use; PostgreSQL
+    /// deployments must configure one.
+    #[arg(long, global = true, env = "DEZKY_SIGNING_KEY_FILE")]
+    pub signing_key: Option<PathBuf>,
+
+    /// Extra trusted public keys (one a line), e.g. keys rotated out that signed older
+    /// checkpoints.
+    #[arg(long, global = true, env = "DEZKY_TRUSTED_KEYS_FILE")]
+    pub trusted_keys: Option<PathBuf>,
+
+    /// The log's name, written as the origin line of every checkpoint.
+    #[arg(long, global = true, env = "DEZKY_LEDGER_ORIGIN", default_value = DEFAULT_ORIGIN)]
+    pub origin: String,
+
+    /// Database connections per process.
+    #[arg(
+        long,
+        global = true,
+        env = "DEZKY_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 16
+    )]
+    pub database_max_connections: u32,
+}
+
+/// Why the settings cannot produce what a command needs.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A key file problem.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// PostgreSQL without a configured key.
+    #[error("no signing key configured: set DEZKY_SIGNING_KEY_FILE (create one with `dezky keys generate --out FILE`)")]
+    NoSigningKey,
+}
+
+impl Settings {
+    /// Ledger connection options.
+    pub fn ledger_options(&self) -> dezky_commands::LedgerOptions {
+        dezky_commands::LedgerOptions {
+            database_url: self.database_url.expose().to_owned(),
+            max_connections: self.database_max_connections,
+        }
+    }
+
+    /// The SQLite file, when the store is SQLite.
+    fn sqlite_path(&self) -> Option<&Path> {
+        self.database_url
+            .expose()
+            .strip_prefix("sqlite:")
+            .map(|p| Path::new(p.trim_start_matches("//")))
+    }
+
+    /// The signing key: the configured file, or for the embedded default one created beside
+    /// the database on first use (mode 0600).
+    pub fn signing_key(&self) -> Result<SigningKey, SettingsError> {
+        if let Some(path) = &self.signing_key {
+            return Ok(SigningKey::load(path)?);
+        }
+        let Some(db) = self.sqlite_path() else {
+            return Err(SettingsError::NoSigningKey);
+        };
+        let dir = db.parent().unwrap_or(Path::new("."));
+        Ok(SigningKey::load_or_create(
+            &dir.join(DEFAULT_KEY_FILE_NAME),
+            &self.origin,
+        )?)
+    }
+
+    /// The public keys this deployment trusts: the signing key's and any listed in
+    /// `--trusted-keys`.
+    pub fn trusted_keys(&self) -> Result<TrustedKeys, SettingsError> {
+        let mut lines = Vec::new();
+        match self.signing_key() {
+            Ok(key) => lines.push(key.public_line().to_owned()),
+            // With only old keys configured, verification still works on them.
+            Err(SettingsError::NoSigningKey) if self.trusted_keys.is_some() => {}
+            Err(error) => return Err(error),
+        }
+        if let Some(path) = &self.trusted_keys {
+            for line in TrustedKeys::load(path)?.lines() {
+                if !lines.contains(line) {
+                    lines.push(line.clone());
+                }
+            }
+        }
+        Ok(TrustedKeys::from_lines(lines)?)
+    }
+}
