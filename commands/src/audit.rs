@@ -76,7 +76,15 @@ pub async fn run_checkpointer(
     tick.tick().await;
     loop {
         let due = tokio::select! {
-            _ = tick.tick() => *heads.borrow() > signed_at,
+            // The stored head, not this process's watch: with several instances on one
+            // PostgreSQL, events appended by the others count too.
+            _ = tick.tick() => match ledger.head().await {
+                Ok(head) => head.position > signed_at,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the ledger head for the checkpoint schedule");
+                    false
+                }
+            },
             changed = heads.changed() => {
                 if changed.is_err() { break; }
                 *heads.borrow() >= signed_at + schedule.every_events
