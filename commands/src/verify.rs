@@ -195,8 +195,13 @@ impl ChainVerifier {
 
     /// Records a break found outside the walk (e.g. an unreadable line), unless an earlier
     /// one is already known.
+    ///
+    /// While the verifier reads ahead past a suspect event to classify it, that suspect is
+    /// the earlier break: it always becomes one once classified, so a break met during the
+    /// look-ahead (a checkpoint with a bad or unknown signature, an unreadable line or row)
+    /// is not the first and is not recorded.
     pub fn fail(&mut self, kind: BreakKind, position: u64, detail: impl Into<String>) {
-        if self.found.is_none() {
+        if self.found.is_none() && self.suspects.is_empty() {
             self.found = Some(Break {
                 kind,
                 position,
