@@ -111,7 +111,7 @@ pub async fn verify_store(
     let checkpoints = ledger.checkpoints().await?;
     let mut verifier = ChainVerifier::new(keys, Start::genesis());
     let head = match ledger.head().await {
-        Ok(head) => Some(head.position),
+        Ok(head) => Some(head),
         Err(LedgerError::Corrupt { position, reason }) => {
             verifier.fail(
                 BreakKind::Malformed,
@@ -122,7 +122,7 @@ pub async fn verify_store(
         }
         Err(other) => return Err(other),
     };
-    let up_to = head.unwrap_or(u64::MAX);
+    let up_to = head.as_ref().map_or(u64::MAX, |h| h.position);
     let mut checkpoints = checkpoints.iter().peekable();
     let mut after = 0;
     while !verifier.has_break() {
@@ -152,5 +152,5 @@ pub async fn verify_store(
     for cp in checkpoints {
         verifier.push_checkpoint(&cp.note);
     }
-    Ok(verifier.finish(head))
+    Ok(verifier.finish(head.as_ref()))
 }

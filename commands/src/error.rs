@@ -38,6 +38,10 @@ pub enum LedgerError {
         /// What is wrong.
         reason: String,
     },
+    /// Internal to the writer: a command was decided on a version its aggregate never
+    /// reached; the group is redone with stored versions, which turns it into a `Conflict`.
+    #[error("a command was decided on a version its aggregate never reached")]
+    VersionGap,
     /// The ledger's writer task has stopped (the process is shutting down).
     #[error("the ledger writer has stopped")]
     WriterStopped,

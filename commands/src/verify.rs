@@ -12,6 +12,7 @@ use crate::checkpoint::{CheckpointSignatureError, SignedCheckpoint};
 use crate::encoding::{Hash32, GENESIS_PREV_HASH};
 use crate::keys::TrustedKeys;
 use crate::merkle::Frontier;
+use crate::store::Head;
 
 /// How many verified events are remembered to recognise an insertion.
 const RECENT_EVENTS: usize = 64;
@@ -315,9 +316,9 @@ impl ChainVerifier {
         }
     }
 
-    /// Ends the walk. `stored_head` is the position the store's head row claims, when
-    /// verifying a live store.
-    pub fn finish(mut self, stored_head: Option<u64>) -> Report {
+    /// Ends the walk. `stored_head` is what the store's head row claims, when verifying a
+    /// live store.
+    pub fn finish(mut self, stored_head: Option<&Head>) -> Report {
         if !self.suspects.is_empty() && self.found.is_none() {
             self.classify();
         }
@@ -334,9 +335,31 @@ impl ChainVerifier {
             }
         }
         if self.found.is_none() {
-            if let Some(head) = stored_head {
+            if let Some(stored) = stored_head {
+                let head = stored.position;
                 let last = self.last.0;
-                if head > last {
+                if head == last && stored.hash != self.last.1 {
+                    // The last event was rewritten and re-hashed after the head recorded it;
+                    // no successor and no checkpoint can reveal that, the head row does.
+                    self.fail(
+                        BreakKind::Modified,
+                        last,
+                        format!(
+                            "event {last} does not have the hash the stored head recorded for it"
+                        ),
+                    );
+                } else if head == last
+                    && self
+                        .frontier
+                        .as_ref()
+                        .is_some_and(|f| f.root() != stored.frontier.root())
+                {
+                    self.fail(
+                        BreakKind::Malformed,
+                        last,
+                        "the stored head's Merkle frontier does not match the events: later checkpoints would be signed over a wrong root",
+                    );
+                } else if head > last {
                     self.fail(
                         BreakKind::Truncated,
                         last + 1,

@@ -599,3 +599,63 @@ async fn two_cqrs_commands_loaded_at_the_same_version_through_two_writers_commit
     )
     .await;
 }
+
+#[tokio::test]
+async fn an_append_decided_on_a_version_the_aggregate_never_reached_is_refused_on_postgres() {
+    an_append_decided_on_a_version_the_aggregate_never_reached_is_refused(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn an_append_decided_on_a_version_the_aggregate_never_reached_is_refused_on_sqlite() {
+    an_append_decided_on_a_version_the_aggregate_never_reached_is_refused(Backend::Sqlite).await;
+}
+
+async fn an_append_decided_on_a_version_the_aggregate_never_reached_is_refused(backend: Backend) {
+    // Given an aggregate at version 2
+    let db = TestDb::create(backend).await.expect("database");
+    let ledger = db.open().await.expect("ledger");
+    ledger
+        .append(race_batch(0, "first"))
+        .await
+        .expect("first command");
+
+    // When a command decided on version 5 is appended
+    let result = ledger.append(race_batch(5, "ahead")).await;
+
+    // Then it is refused with the versions, and no version gap is stored
+    assert!(
+        matches!(
+            result,
+            Err(LedgerError::Conflict {
+                expected: 5,
+                actual: 2,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    let events = all_events(&ledger).await;
+    assert_gapless(&events);
+    // And the writer goes on: the next command decided on the real version commits.
+    ledger
+        .append(race_batch(2, "next"))
+        .await
+        .expect("a correct command after the refusal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_handles_opening_a_fresh_sqlite_ledger_at_once_both_open_on_sqlite() {
+    for attempt in 0..20 {
+        // Given a fresh SQLite file
+        let db = TestDb::create(Backend::Sqlite).await.expect("database");
+        // When two ledgers open it at once (as two processes starting together would)
+        let (a, b) = tokio::join!(db.open(), db.open());
+        // Then both open: the second sees the schema the first created
+        assert!(
+            a.is_ok() && b.is_ok(),
+            "attempt {attempt}: {:?} / {:?}",
+            a.err(),
+            b.err()
+        );
+    }
+}

@@ -503,6 +503,8 @@ on_both_backends!(
     a_checkpoint_re_signed_by_a_key_outside_the_trusted_set_is_reported_as_unknown_key_at_its_size,
     of_two_modified_payloads_the_earlier_position_is_reported,
     a_deletion_still_being_classified_wins_over_a_foreign_checkpoint_after_it,
+    the_last_event_rewritten_and_rehashed_after_the_last_checkpoint_is_caught_by_the_head_row,
+    a_tampered_head_frontier_is_reported_before_it_can_sign_a_wrong_root,
 );
 
 async fn a_ledger_nobody_touched_verifies_with_no_break_and_every_checkpoint_confirmed(
@@ -1054,4 +1056,50 @@ async fn an_elided_hash_changed_just_before_a_checkpoint_is_reported_as_rolled_b
     let report = verify_lines(&lines, given.trusted());
     assert_break(&report, BreakKind::RolledBack, 10);
     assert_eq!(report.checkpoints_verified, 0);
+}
+
+async fn the_last_event_rewritten_and_rehashed_after_the_last_checkpoint_is_caught_by_the_head_row(
+    backend: Backend,
+) {
+    // Given two events after the last checkpoint
+    let given = given_a_checkpointed_ledger(backend).await;
+    let cqrs = probe_cqrs(&given.ledger);
+    for n in 0..2 {
+        cqrs.execute_with_metadata(
+            "late",
+            record(1, &format!("late {n}")),
+            metadata_for("tenant-a").to_map(),
+        )
+        .await
+        .expect("command");
+    }
+    let rows = given.rows().await;
+    let last = rows.len() as u64;
+    // When the last one is rewritten and re-hashed (no successor, no checkpoint covers it)
+    let mut event = rows[last as usize - 1].clone();
+    event.payload = doctored_payload(&event.payload);
+    rehash(
+        std::slice::from_mut(&mut event),
+        rows[last as usize - 2].hash,
+    );
+    overwrite_row(&given.ledger, &event).await;
+    // Then the head row, which recorded the original hash, reveals it
+    assert_break(&given.verify_store().await, BreakKind::Modified, last);
+}
+
+async fn a_tampered_head_frontier_is_reported_before_it_can_sign_a_wrong_root(backend: Backend) {
+    // Given
+    let given = given_a_checkpointed_ledger(backend).await;
+    // When the stored frontier is replaced by that of a different history of the same size
+    let mut rows = given.rows().await;
+    rows[0].payload = doctored_payload(&rows[0].payload);
+    rehash(&mut rows, [0; 32]);
+    exec(
+        &given.ledger,
+        "UPDATE ledger_head SET frontier = $1 WHERE id = 1",
+        &[Arg::Bytes(frontier_of(&rows).to_bytes())],
+    )
+    .await;
+    // Then
+    assert_break(&given.verify_store().await, BreakKind::Malformed, EVENTS);
 }

@@ -479,9 +479,30 @@ pub fn sqlite_connect_options(path: &str) -> SqliteConnectOptions {
         .foreign_keys(true)
 }
 
+/// How often opening a SQLite ledger retries migrations another process is applying.
+const SQLITE_MIGRATION_ATTEMPTS: u32 = 10;
+
 async fn migrate(db: &Db) -> Result<(), LedgerError> {
     match db {
-        Db::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+        Db::Sqlite(pool) => {
+            // sqlx's SQLite migrator reads which migrations are applied before it takes any
+            // lock, so two processes opening a fresh file can both try to create the tables.
+            // Each migration runs in its own transaction, so the loser sees it applied on a
+            // second pass.
+            let migrator = sqlx::migrate!("migrations/sqlite");
+            let mut attempt = 1;
+            loop {
+                match migrator.run(pool).await {
+                    Ok(()) => break,
+                    Err(error) if attempt < SQLITE_MIGRATION_ATTEMPTS => {
+                        tracing::debug!(%error, attempt, "SQLite migration raced; retrying");
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
+        }
         Db::Postgres(pool) => {
             // Several instances may start at once; sqlx takes an advisory lock on PostgreSQL
             // so only one applies each migration.

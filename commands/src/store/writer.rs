@@ -67,6 +67,7 @@ pub(crate) async fn run(
     mut requests: mpsc::Receiver<AppendRequest>,
     head: watch::Sender<u64>,
 ) {
+    let mut committed = CommittedVersions::default();
     while let Some(first) = requests.recv().await {
         let mut group = vec![first];
         let mut events = group[0].batch.events.len();
@@ -83,7 +84,7 @@ pub(crate) async fn run(
         let batches: Vec<&AppendBatch> = group.iter().map(|r| &r.batch).collect();
         let outcome = match &db {
             Db::Postgres(pool) => match pool.acquire().await {
-                Ok(mut conn) => commit_postgres(&mut conn, &batches).await,
+                Ok(mut conn) => commit_postgres(&mut conn, &batches, &mut committed).await,
                 Err(error) => Err(error.into()),
             },
             Db::Sqlite(pool) => match pool.acquire().await {
@@ -109,6 +110,30 @@ pub(crate) async fn run(
     }
 }
 
+/// Most aggregate versions the writer remembers before it forgets them all.
+const COMMITTED_VERSIONS_CAPACITY: usize = 100_000;
+
+/// The versions this writer itself committed recently. Versions only grow, so a command
+/// decided on an older version is refused from memory without a database round trip (and
+/// without failing its whole group on the unique constraint); a remembered version is never
+/// taken as proof that a command may go in, since another process may have moved on.
+#[derive(Default)]
+struct CommittedVersions(HashMap<(String, String), u64>);
+
+impl CommittedVersions {
+    fn record(&mut self, plan: &Plan) {
+        if self.0.len() > COMMITTED_VERSIONS_CAPACITY {
+            self.0.clear();
+        }
+        for (record, _) in &plan.records {
+            self.0.insert(
+                (record.aggregate_type.clone(), record.aggregate_id.clone()),
+                record.aggregate_version,
+            );
+        }
+    }
+}
+
 /// The outcome of planning a group against a head: the rows to write and each command's
 /// verdict.
 struct Plan {
@@ -125,6 +150,7 @@ fn plan(
     head: &Head,
     batches: &[&AppendBatch],
     known_versions: Option<&HashMap<(String, String), u64>>,
+    committed: Option<&CommittedVersions>,
     recorded_at: &str,
 ) -> Plan {
     let mut versions: HashMap<(&str, &str), u64> = HashMap::new();
@@ -149,7 +175,11 @@ fn plan(
                         .unwrap_or(0)
                 })
             });
-            if let Some(actual) = current {
+            let remembered = committed
+                .and_then(|c| c.0.get(&(key.0.to_owned(), key.1.to_owned())))
+                .copied()
+                .filter(|remembered| remembered > expected_version);
+            if let Some(actual) = current.or(remembered) {
                 if actual != *expected_version {
                     verdicts.push(Err(LedgerError::Conflict {
                         aggregate_type: key.0.to_owned(),
@@ -238,10 +268,16 @@ fn aggregate_keys(batches: &[&AppendBatch]) -> Vec<(String, String)> {
 
 type GroupOutcome = Result<(Vec<Result<Appended, LedgerError>>, u64), LedgerError>;
 
-async fn commit_postgres(conn: &mut PgConnection, batches: &[&AppendBatch]) -> GroupOutcome {
-    // Optimistic path: conflicts across processes are rare, so skip the version query and
-    // let the unique (aggregate_type, aggregate_id, aggregate_version) constraint catch them.
-    match try_commit_postgres(conn, batches, false).await {
+async fn commit_postgres(
+    conn: &mut PgConnection,
+    batches: &[&AppendBatch],
+    committed: &mut CommittedVersions,
+) -> GroupOutcome {
+    // Optimistic path: conflicts across processes are rare, so skip the version query. The
+    // insert statement itself refuses a command decided on a version the aggregate never
+    // reached, and the unique (aggregate_type, aggregate_id, aggregate_version) constraint one
+    // decided on a version already passed.
+    match try_commit_postgres(conn, batches, false, committed).await {
         Err(LedgerError::Database(error))
             if error
                 .as_database_error()
@@ -250,8 +286,9 @@ async fn commit_postgres(conn: &mut PgConnection, batches: &[&AppendBatch]) -> G
         {
             // Some command lost a race to another process. Redo the group with the stored
             // versions read under the lock, so only the losers are refused.
-            try_commit_postgres(conn, batches, true).await
+            try_commit_postgres(conn, batches, true, committed).await
         }
+        Err(LedgerError::VersionGap) => try_commit_postgres(conn, batches, true, committed).await,
         other => other,
     }
 }
@@ -260,6 +297,7 @@ async fn try_commit_postgres(
     conn: &mut PgConnection,
     batches: &[&AppendBatch],
     read_versions: bool,
+    committed: &mut CommittedVersions,
 ) -> GroupOutcome {
     use sqlx::Connection;
     let mut tx = conn.begin().await?;
@@ -290,8 +328,27 @@ async fn try_commit_postgres(
         None
     };
     let recorded_at = format_timestamp(chrono::Utc::now());
-    let plan = plan(&head, batches, known.as_ref(), &recorded_at);
+    let plan = plan(
+        &head,
+        batches,
+        known.as_ref(),
+        Some(committed),
+        &recorded_at,
+    );
     if !plan.records.is_empty() {
+        // The version each command's first event of an aggregate builds on (0 = new).
+        let mut base_types = Vec::new();
+        let mut base_ids = Vec::new();
+        let mut base_versions = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (record, _) in &plan.records {
+            let key = (record.aggregate_type.as_str(), record.aggregate_id.as_str());
+            if seen.insert(key) {
+                base_types.push(key.0);
+                base_ids.push(key.1);
+                base_versions.push(to_i64(record.aggregate_version - 1));
+            }
+        }
         let n = plan.records.len();
         let mut positions = Vec::with_capacity(n);
         let mut times = Vec::with_capacity(n);
@@ -319,17 +376,33 @@ async fn try_commit_postgres(
             prevs.push(record.prev_hash.to_vec());
             hashes.push(record.hash.to_vec());
         }
-        // One statement inserts every event and advances the head: one round trip a group.
-        sqlx::query(
-            "WITH inserted AS (
+        // One statement checks that every aggregate stands at the version its command was
+        // decided on (the base version exists), inserts every event and advances the head:
+        // one round trip a group. If a base version is missing it writes nothing and says so.
+        // The head lock taken by the previous statement means this statement's snapshot
+        // already sees every committed event.
+        let gaps: i64 = sqlx::query_scalar(
+            "WITH gaps AS (
+                SELECT count(*) AS n
+                FROM UNNEST($16::text[], $17::text[], $18::int8[]) AS b(t, i, v)
+                WHERE b.v > 0 AND NOT EXISTS (
+                    SELECT 1 FROM ledger_events e
+                    WHERE e.aggregate_type = b.t AND e.aggregate_id = b.i
+                      AND e.aggregate_version = b.v)),
+             inserted AS (
                 INSERT INTO ledger_events (position, recorded_at, aggregate_type, aggregate_id,
                     aggregate_version, event_type, event_version, tenant_id, metadata, payload,
                     prev_hash, hash)
-                SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[],
-                    $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[],
-                    $12::bytea[])
+                SELECT u.* FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[],
+                    $5::int8[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                    $11::bytea[], $12::bytea[]) AS u, gaps
+                WHERE gaps.n = 0
+                RETURNING 1),
+             head AS (
+                UPDATE ledger_head SET position = $13, hash = $14, frontier = $15
+                WHERE id = 1 AND (SELECT n FROM gaps) = 0
                 RETURNING 1)
-             UPDATE ledger_head SET position = $13, hash = $14, frontier = $15 WHERE id = 1",
+             SELECT n FROM gaps",
         )
         .bind(&positions)
         .bind(&times)
@@ -346,8 +419,22 @@ async fn try_commit_postgres(
         .bind(to_i64(plan.head.position))
         .bind(plan.head.hash.to_vec())
         .bind(plan.head.frontier.to_bytes())
-        .execute(&mut *tx)
+        .bind(&base_types)
+        .bind(&base_ids)
+        .bind(&base_versions)
+        .fetch_one(&mut *tx)
         .await?;
+        if gaps > 0 {
+            // Only reachable when a caller appends ahead of the stored version, or when the
+            // version query was skipped; the redo reads versions and refuses just those.
+            if read_versions {
+                return Err(LedgerError::Corrupt {
+                    position: head.position,
+                    reason: "a base version vanished while the head was locked".into(),
+                });
+            }
+            return Err(LedgerError::VersionGap);
+        }
         for snapshot in snapshots(batches, &plan.verdicts) {
             sqlx::query(UPSERT_SNAPSHOT)
                 .bind(snapshot.aggregate_type)
@@ -360,6 +447,7 @@ async fn try_commit_postgres(
         }
     }
     tx.commit().await?;
+    committed.record(&plan);
     Ok((plan.verdicts, plan.head.position))
 }
 
@@ -391,7 +479,7 @@ async fn commit_sqlite(conn: &mut SqliteConnection, batches: &[&AppendBatch]) ->
         }
     }
     let recorded_at = format_timestamp(chrono::Utc::now());
-    let plan = plan(&head, batches, Some(&known), &recorded_at);
+    let plan = plan(&head, batches, Some(&known), None, &recorded_at);
     if !plan.records.is_empty() {
         for (record, tenant) in &plan.records {
             sqlx::query(
@@ -482,7 +570,7 @@ mod tests {
     fn two_commands_decided_on_the_same_version_in_one_group_let_only_the_first_in() {
         let a = batch(vec![event("p", 1)]);
         let b = batch(vec![event("p", 1)]);
-        let plan = plan(&empty_head(), &[&a, &b], None, "t");
+        let plan = plan(&empty_head(), &[&a, &b], None, None, "t");
         assert!(plan.verdicts[0].is_ok());
         assert!(matches!(
             plan.verdicts[1],
@@ -501,7 +589,7 @@ mod tests {
         let known = HashMap::from([(("probe".to_owned(), "p".to_owned()), 3)]);
         let stale = batch(vec![event("p", 3)]);
         let fresh = batch(vec![event("q", 1), event("q", 2)]);
-        let plan = plan(&empty_head(), &[&stale, &fresh], Some(&known), "t");
+        let plan = plan(&empty_head(), &[&stale, &fresh], Some(&known), None, "t");
         assert!(matches!(
             plan.verdicts[0],
             Err(LedgerError::Conflict {
@@ -522,7 +610,7 @@ mod tests {
     #[test]
     fn planned_events_chain_onto_the_head_and_each_other() {
         let a = batch(vec![event("p", 1), event("p", 2)]);
-        let plan = plan(&empty_head(), &[&a], None, "t");
+        let plan = plan(&empty_head(), &[&a], None, None, "t");
         let (first, _) = &plan.records[0];
         let (second, _) = &plan.records[1];
         assert_eq!(first.prev_hash, [0; 32]);
@@ -530,6 +618,31 @@ mod tests {
         assert_eq!(second.computed_hash(), second.hash);
         assert_eq!(plan.head.hash, second.hash);
         assert_eq!(plan.head.frontier.size(), 2);
+    }
+
+    #[test]
+    fn a_command_behind_a_version_this_writer_committed_is_refused_from_memory() {
+        let mut committed = CommittedVersions::default();
+        committed.0.insert(("probe".into(), "p".into()), 4);
+        let stale = batch(vec![event("p", 3)]);
+        let current = batch(vec![event("q", 5)]);
+        let plan = plan(
+            &empty_head(),
+            &[&stale, &current],
+            None,
+            Some(&committed),
+            "t",
+        );
+        assert!(matches!(
+            plan.verdicts[0],
+            Err(LedgerError::Conflict {
+                expected: 2,
+                actual: 4,
+                ..
+            })
+        ));
+        // An aggregate the writer does not remember is left to the database to judge.
+        assert!(plan.verdicts[1].is_ok());
     }
 
     #[test]
