@@ -111,3 +111,51 @@ async fn an_on_demand_checkpoint_covers_the_current_head() {
     assert_eq!(cp.root, head.frontier.root());
     assert_eq!(cp.verify(&trusted), Ok(()));
 }
+
+#[tokio::test]
+async fn after_a_key_rotation_both_keys_are_trusted_and_each_verifies_its_own_checkpoints() {
+    let db = TestDb::create(Backend::Sqlite).await.expect("db");
+    let ledger = db.open().await.expect("ledger");
+    let (old_key, _) = test_key("dezky.test/ledger");
+    let (new_key, _) = test_key("dezky.test/ledger");
+    assert_ne!(
+        old_key.key_id(),
+        new_key.key_id(),
+        "same name, new key, new id"
+    );
+    fill(&ledger, 5, 2).await.expect("events");
+    sign_checkpoint(&ledger, &old_key, "dezky.test/ledger")
+        .await
+        .expect("old");
+    fill(&ledger, 5, 2).await.expect("events");
+    sign_checkpoint(&ledger, &new_key, "dezky.test/ledger")
+        .await
+        .expect("new");
+
+    let both = dezky_commands::keys::TrustedKeys::parse(
+        &format!(
+            "# rotated out\n{}\n{}\n",
+            old_key.public_line(),
+            new_key.public_line()
+        ),
+        "keys.txt",
+    )
+    .expect("keys");
+    let report = dezky_commands::audit::verify_store(&ledger, both, |_, _| {})
+        .await
+        .expect("verify");
+    assert_eq!(report.first_break, None);
+    assert_eq!(report.checkpoints_verified, 2);
+
+    // Trusting only the new key, the old key's checkpoint is the first break.
+    let only_new =
+        dezky_commands::keys::TrustedKeys::parse(new_key.public_line(), "keys.txt").expect("keys");
+    let report = dezky_commands::audit::verify_store(&ledger, only_new, |_, _| {})
+        .await
+        .expect("verify");
+    let found = report.first_break.expect("a break");
+    assert_eq!(
+        (found.kind, found.position),
+        (dezky_commands::verify::BreakKind::UnknownKey, 5)
+    );
+}
