@@ -225,8 +225,12 @@ impl Ledger {
         migrate(&db).await?;
         let head = read_head(&db).await?;
         let (head_tx, head_rx) = watch::channel(head.position);
+        let head_tx = Arc::new(head_tx);
         let (tx, rx) = mpsc::channel(WRITER_QUEUE_REQUESTS);
-        tokio::spawn(writer::run(db.clone(), rx, head_tx));
+        tokio::spawn(writer::run(db.clone(), rx, head_tx.clone()));
+        if let Db::Postgres(pool) = &db {
+            tokio::spawn(listen_for_heads(pool.clone(), head_tx));
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
@@ -253,7 +257,9 @@ impl Ledger {
         answer.await.map_err(|_| LedgerError::WriterStopped)?
     }
 
-    /// Follows the last committed position as this process's writer advances it.
+    /// Follows the last committed position: this process's appends at once, and on
+    /// PostgreSQL every other process's too (LISTEN/NOTIFY on the head row's trigger). On
+    /// SQLite, appends by other processes are seen only by polling [`Ledger::head`].
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.inner.head.clone()
     }
@@ -432,6 +438,48 @@ impl Ledger {
     /// Closes the pool (waits for connections to be returned).
     pub async fn close(&self) {
         on_pool!(&self.inner.db, pool => pool.close().await)
+    }
+}
+
+/// Raises `head` to `position` if that is newer; positions only grow.
+pub(crate) fn advance(head: &watch::Sender<u64>, position: u64) {
+    head.send_if_modified(|current| {
+        if position > *current {
+            *current = position;
+            true
+        } else {
+            false
+        }
+    });
+}
+
+/// Relays the head trigger's notifications into `head` until every ledger handle is gone.
+async fn listen_for_heads(pool: PgPool, head: Arc<watch::Sender<u64>>) {
+    let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for ledger heads; followers fall back to polling");
+            return;
+        }
+    };
+    if let Err(error) = listener.listen("dezky_ledger").await {
+        tracing::warn!(%error, "cannot listen for ledger heads; followers fall back to polling");
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = head.closed() => return,
+            notification = listener.recv() => match notification {
+                Ok(notification) => {
+                    if let Ok(position) = notification.payload().parse::<u64>() {
+                        advance(&head, position);
+                    }
+                }
+                // PgListener reconnects by itself; what was missed meanwhile is caught by the
+                // followers' polling.
+                Err(error) => tracing::debug!(%error, "ledger head listener interrupted"),
+            }
+        }
     }
 }
 

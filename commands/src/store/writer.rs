@@ -65,7 +65,7 @@ pub(crate) fn validate(batch: &AppendBatch) -> Result<(), LedgerError> {
 pub(crate) async fn run(
     db: Db,
     mut requests: mpsc::Receiver<AppendRequest>,
-    head: watch::Sender<u64>,
+    head: std::sync::Arc<watch::Sender<u64>>,
 ) {
     let mut committed = CommittedVersions::default();
     while let Some(first) = requests.recv().await {
@@ -94,7 +94,7 @@ pub(crate) async fn run(
         };
         match outcome {
             Ok((verdicts, position)) => {
-                head.send_replace(position);
+                super::advance(&head, position);
                 for (request, verdict) in group.into_iter().zip(verdicts) {
                     // A caller that gave up waiting is no reason to stop the writer.
                     let _ = request.reply.send(verdict);

@@ -1,0 +1,7 @@
+//! dezky's read side: projections fold the ledger, in position order, into read models that
+//! serve queries; the runner keeps each one caught up and records how far it has read in the
+//! same transaction as its rows.
+
+pub mod runner;
+
+pub use runner::{Projection, ProjectionError, ProjectionRunner, ReadTx};

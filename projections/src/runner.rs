@@ -1,0 +1,256 @@
+//! The projection runner: catch up from the ledger, then follow it.
+//!
+//! Each batch is applied in one transaction that first locks the projection's row in
+//! `projection_state` (PostgreSQL `FOR UPDATE`, SQLite `BEGIN IMMEDIATE`), reads the position
+//! there, folds the events after it and stores the new position. So a crash at any point
+//! loses nothing and applies nothing twice, and two runners of the same projection (two API
+//! instances) take turns instead of applying a batch twice.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dezky_commands::encoding::{format_timestamp, EventRecord};
+use dezky_commands::store::Db;
+use dezky_commands::{Ledger, LedgerError};
+use sqlx::{Postgres, Sqlite, Transaction};
+use tokio::sync::watch;
+
+/// Events folded per transaction.
+pub const APPLY_BATCH_EVENTS: usize = 1_000;
+/// How often a follower re-reads the stored head even without a notification (appends by
+/// another process on SQLite, notifications missed while reconnecting on PostgreSQL).
+pub const FOLLOW_POLL_INTERVAL_MS: u64 = 1_000;
+
+/// Errors of the read side.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// Reading the ledger failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The read-model database failed.
+    #[error("read model database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// An event could not be folded (a payload this version cannot read).
+    #[error("cannot fold event {position}: {reason}")]
+    Fold {
+        /// The event's position.
+        position: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A read-model transaction on whichever database the ledger uses.
+pub enum ReadTx<'c> {
+    /// The embedded default.
+    Sqlite(Transaction<'c, Sqlite>),
+    /// Production.
+    Postgres(Transaction<'c, Postgres>),
+}
+
+/// Runs the same statement-building code on either transaction; each arm is type-checked on
+/// its own, so projections write their SQL once (`$1`-style placeholders work on both).
+#[macro_export]
+macro_rules! on_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::ReadTx::Sqlite($conn) => $body,
+            $crate::ReadTx::Postgres($conn) => $body,
+        }
+    };
+}
+
+/// Which SQL dialect a projection's schema is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A read model folded from the ledger.
+pub trait Projection: Send + Sync + 'static {
+    /// Stable name (also the prefix of its tables).
+    fn name(&self) -> &'static str;
+    /// Version of the read model's shape; a new version is built beside the old one.
+    fn version(&self) -> u32;
+    /// Statements creating this version's tables; idempotent (`IF NOT EXISTS`).
+    fn schema(&self, dialect: Dialect) -> Vec<String>;
+    /// Folds `events` (consecutive positions, in order) into the read model inside `tx`.
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut ReadTx<'_>,
+        events: &'a [EventRecord],
+    ) -> impl Future<Output = Result<(), ProjectionError>> + Send + 'a;
+}
+
+/// Keeps one projection caught up with the ledger.
+pub struct ProjectionRunner<P: Projection> {
+    ledger: Ledger,
+    projection: Arc<P>,
+    position: watch::Sender<u64>,
+}
+
+fn dialect(db: &Db) -> Dialect {
+    match db {
+        Db::Sqlite(_) => Dialect::Sqlite,
+        Db::Postgres(_) => Dialect::Postgres,
+    }
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl<P: Projection> ProjectionRunner<P> {
+    /// Creates the projection's tables and state row if missing.
+    pub async fn new(ledger: Ledger, projection: P) -> Result<Self, ProjectionError> {
+        let now = format_timestamp(chrono::Utc::now());
+        let name = projection.name();
+        let version = i64::from(projection.version());
+        let insert = "INSERT INTO projection_state (name, version, position, status, updated_at) \
+                      VALUES ($1, $2, 0, 'live', $3) ON CONFLICT (name, version) DO NOTHING";
+        let position: i64 = match ledger.db() {
+            Db::Sqlite(pool) => {
+                for statement in projection.schema(Dialect::Sqlite) {
+                    sqlx::query(&statement).execute(pool).await?;
+                }
+                sqlx::query(insert)
+                    .bind(name)
+                    .bind(version)
+                    .bind(&now)
+                    .execute(pool)
+                    .await?;
+                sqlx::query_scalar(
+                    "SELECT position FROM projection_state WHERE name = $1 AND version = $2",
+                )
+                .bind(name)
+                .bind(version)
+                .fetch_one(pool)
+                .await?
+            }
+            Db::Postgres(pool) => {
+                for statement in projection.schema(Dialect::Postgres) {
+                    sqlx::query(&statement).execute(pool).await?;
+                }
+                sqlx::query(insert)
+                    .bind(name)
+                    .bind(version)
+                    .bind(&now)
+                    .execute(pool)
+                    .await?;
+                sqlx::query_scalar(
+                    "SELECT position FROM projection_state WHERE name = $1 AND version = $2",
+                )
+                .bind(name)
+                .bind(version)
+                .fetch_one(pool)
+                .await?
+            }
+        };
+        let (position, _) = watch::channel(u64::try_from(position).unwrap_or(0));
+        Ok(Self {
+            ledger,
+            projection: Arc::new(projection),
+            position,
+        })
+    }
+
+    /// The projection this runner drives.
+    pub fn projection(&self) -> &P {
+        &self.projection
+    }
+
+    /// Follows the position this runner has folded up to (for read-your-writes waits and lag).
+    pub fn position(&self) -> watch::Receiver<u64> {
+        self.position.subscribe()
+    }
+
+    /// Applies one batch; returns how many events it folded (0 when caught up).
+    pub async fn step(&self) -> Result<usize, ProjectionError> {
+        let name = self.projection.name();
+        let version = i64::from(self.projection.version());
+        let select = "SELECT position FROM projection_state WHERE name = $1 AND version = $2";
+        let update = "UPDATE projection_state SET position = $1, updated_at = $2 \
+                      WHERE name = $3 AND version = $4";
+        let mut tx = match self.ledger.db() {
+            // IMMEDIATE takes the write lock now rather than failing to upgrade later.
+            Db::Sqlite(pool) => ReadTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(pool) => ReadTx::Postgres(pool.begin().await?),
+        };
+        let position: i64 = on_tx!(&mut tx, conn => {
+            let sql = match dialect(self.ledger.db()) {
+                Dialect::Postgres => format!("{select} FOR UPDATE"),
+                Dialect::Sqlite => select.to_owned(),
+            };
+            sqlx::query_scalar(&sql).bind(name).bind(version).fetch_one(&mut **conn).await?
+        });
+        let position = u64::try_from(position).unwrap_or(0);
+        let events = self
+            .ledger
+            .read_batch(position, u64::MAX, APPLY_BATCH_EVENTS)
+            .await?;
+        let Some(last) = events.last().map(|e| e.position) else {
+            self.position.send_if_modified(|p| advance(p, position));
+            return Ok(0);
+        };
+        self.projection.apply(&mut tx, &events).await?;
+        let now = format_timestamp(chrono::Utc::now());
+        on_tx!(&mut tx, conn => {
+            sqlx::query(update)
+                .bind(to_i64(last))
+                .bind(&now)
+                .bind(name)
+                .bind(version)
+                .execute(&mut **conn)
+                .await?;
+        });
+        match tx {
+            ReadTx::Sqlite(tx) => tx.commit().await?,
+            ReadTx::Postgres(tx) => tx.commit().await?,
+        }
+        self.position.send_if_modified(|p| advance(p, last));
+        Ok(events.len())
+    }
+
+    /// Applies batches until the projection has read every committed event; returns the
+    /// position reached.
+    pub async fn catch_up(&self) -> Result<u64, ProjectionError> {
+        while self.step().await? > 0 {}
+        Ok(*self.position.borrow())
+    }
+
+    /// Catches up, then follows the ledger until `shutdown` turns true. Errors are logged and
+    /// retried after a pause, so a database blip does not stop the read side.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut heads = self.ledger.subscribe();
+        let poll = Duration::from_millis(FOLLOW_POLL_INTERVAL_MS);
+        loop {
+            match self.catch_up().await {
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(%error, projection = self.projection.name(), "projection step failed");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = heads.changed() => {}
+                _ = tokio::time::sleep(poll) => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+}
+
+fn advance(current: &mut u64, position: u64) -> bool {
+    if position > *current {
+        *current = position;
+        true
+    } else {
+        false
+    }
+}
