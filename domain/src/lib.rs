@@ -7,5 +7,6 @@
 
 pub mod metadata;
 pub mod probe;
+pub mod tenant;
 
 pub use metadata::{Actor, EventMetadata, MetadataError};

@@ -1,0 +1,222 @@
+//! Events a tenant emits: a persisted contract.
+//!
+//! Each variant's name is its stored type name (the payload is externally tagged, so the
+//! JSON reads `{"TenantCreated": {...}}`) and never changes; a change of shape bumps that
+//! event's version and adds an upcaster to [`tenant_upcasters`] with a test reading the old bytes.
+
+use cqrs_es::persist::EventUpcaster;
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use super::billing::BillingChanges;
+use super::branding::BrandingChanges;
+use super::member::Role;
+use super::security::{SecurityPolicy, SecurityPolicyChanges};
+
+/// Schema version of every tenant event today.
+pub const TENANT_EVENT_VERSION: &str = "1.0";
+
+/// Every stored type name a tenant event can have. A test pins this list: removing or renaming
+/// an entry would orphan events already on the ledger.
+pub const TENANT_EVENT_TYPES: [&str; 20] = [
+    "TenantCreated",
+    "TenantProvisioned",
+    "TenantSuspended",
+    "TenantResumed",
+    "TenantSoftDeleted",
+    "TenantPurged",
+    "BillingInfoUpdated",
+    "BrandingUpdated",
+    "SecurityPolicyUpdated",
+    "MemberInvited",
+    "MemberAdded",
+    "MemberRoleChanged",
+    "OwnershipTransferred",
+    "MemberSuspended",
+    "MemberResumed",
+    "MemberLogoutRequested",
+    "MemberPasswordResetRequested",
+    "MemberRemoved",
+    "MemberSubjectLinked",
+    "MemberMailboxCreated",
+];
+
+/// Events a tenant emits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TenantEvent {
+    /// A tenant was created; it is pending provisioning. Followed, in the same command, by
+    /// [`TenantEvent::MemberInvited`] for the first admin.
+    TenantCreated {
+        /// The tenant id (equal to the aggregate id).
+        tenant_id: String,
+        /// The organization's name.
+        organization_name: String,
+        /// The slug (claimed in its [`crate::tenant::SlugClaim`]).
+        slug: String,
+        /// The plan id.
+        plan: String,
+        /// Seats.
+        seats: u32,
+        /// The owning partner, if any.
+        partner_id: Option<String>,
+        /// When (from the command context).
+        created_at: String,
+        /// The security policy the tenant starts with, recorded so that later changes of the
+        /// platform defaults do not rewrite this tenant's history.
+        security_policy: SecurityPolicy,
+    },
+    /// Provisioning finished; the tenant is active.
+    TenantProvisioned {},
+    /// The tenant was suspended.
+    TenantSuspended {},
+    /// The tenant was resumed.
+    TenantResumed {},
+    /// The tenant was soft-deleted.
+    TenantSoftDeleted {
+        /// When (from the command context).
+        deleted_at: String,
+    },
+    /// The tenant was purged. The purge saga tears down its external resources and releases
+    /// `slug`, which it reads from here.
+    TenantPurged {
+        /// The slug to release.
+        slug: String,
+    },
+    /// Billing details changed (only the changed fields).
+    BillingInfoUpdated {
+        /// `{field: {from, to}}` of each changed field.
+        changes: BillingChanges,
+    },
+    /// Branding changed (only the changed fields).
+    BrandingUpdated {
+        /// `{field: {from, to}}` of each changed field.
+        changes: BrandingChanges,
+    },
+    /// The security policy changed (only the changed fields).
+    SecurityPolicyUpdated {
+        /// `{field: {from, to}}` of each changed field.
+        changes: SecurityPolicyChanges,
+    },
+    /// An admin was invited to sign in with an outside address (the first admin of a new
+    /// tenant, or a later one). The saga creates the SSO account and a recovery link.
+    MemberInvited {
+        /// The member id.
+        member_id: String,
+        /// Sign-in e-mail.
+        email: String,
+        /// Display name.
+        display_name: String,
+        /// Always [`Role::Admin`] today; stored so the event reads on its own.
+        role: Role,
+        /// Whether the member becomes the owner (the first admin does).
+        owner: bool,
+        /// Always `false` today: invited admins have no mailbox until one is created.
+        has_mailbox: bool,
+    },
+    /// A member was added with a workspace mailbox. The saga creates the SSO account, the
+    /// mailbox and the files space.
+    MemberAdded {
+        /// The member id.
+        member_id: String,
+        /// Sign-in e-mail (also the mailbox address).
+        email: String,
+        /// Display name.
+        display_name: String,
+        /// Role.
+        role: Role,
+        /// Always `true` today.
+        has_mailbox: bool,
+    },
+    /// A member's role changed.
+    MemberRoleChanged {
+        /// The member.
+        member_id: String,
+        /// The previous role.
+        from: Role,
+        /// The new role.
+        to: Role,
+    },
+    /// Ownership moved. The previous owner stays an admin; the new owner is an admin (a
+    /// [`TenantEvent::MemberRoleChanged`] before this event promotes them if needed).
+    OwnershipTransferred {
+        /// The previous owner.
+        from_member_id: String,
+        /// The new owner.
+        to_member_id: String,
+    },
+    /// A member was suspended (SSO inactive, mailbox frozen by the saga).
+    MemberSuspended {
+        /// The member.
+        member_id: String,
+    },
+    /// A member was resumed.
+    MemberResumed {
+        /// The member.
+        member_id: String,
+    },
+    /// Ending all of a member's sessions was requested (the saga terminates them).
+    MemberLogoutRequested {
+        /// The member.
+        member_id: String,
+    },
+    /// A new one-time password for a member was requested (the saga sets it).
+    MemberPasswordResetRequested {
+        /// The member.
+        member_id: String,
+    },
+    /// A member was removed (the saga tears down their accounts).
+    MemberRemoved {
+        /// The member.
+        member_id: String,
+    },
+    /// A member was linked to their SSO subject.
+    MemberSubjectLinked {
+        /// The member.
+        member_id: String,
+        /// The identity provider's subject.
+        subject: String,
+    },
+    /// A member's mailbox was created.
+    MemberMailboxCreated {
+        /// The member.
+        member_id: String,
+    },
+}
+
+impl DomainEvent for TenantEvent {
+    fn event_type(&self) -> String {
+        let name = match self {
+            TenantEvent::TenantCreated { .. } => "TenantCreated",
+            TenantEvent::TenantProvisioned { .. } => "TenantProvisioned",
+            TenantEvent::TenantSuspended { .. } => "TenantSuspended",
+            TenantEvent::TenantResumed { .. } => "TenantResumed",
+            TenantEvent::TenantSoftDeleted { .. } => "TenantSoftDeleted",
+            TenantEvent::TenantPurged { .. } => "TenantPurged",
+            TenantEvent::BillingInfoUpdated { .. } => "BillingInfoUpdated",
+            TenantEvent::BrandingUpdated { .. } => "BrandingUpdated",
+            TenantEvent::SecurityPolicyUpdated { .. } => "SecurityPolicyUpdated",
+            TenantEvent::MemberInvited { .. } => "MemberInvited",
+            TenantEvent::MemberAdded { .. } => "MemberAdded",
+            TenantEvent::MemberRoleChanged { .. } => "MemberRoleChanged",
+            TenantEvent::OwnershipTransferred { .. } => "OwnershipTransferred",
+            TenantEvent::MemberSuspended { .. } => "MemberSuspended",
+            TenantEvent::MemberResumed { .. } => "MemberResumed",
+            TenantEvent::MemberLogoutRequested { .. } => "MemberLogoutRequested",
+            TenantEvent::MemberPasswordResetRequested { .. } => "MemberPasswordResetRequested",
+            TenantEvent::MemberRemoved { .. } => "MemberRemoved",
+            TenantEvent::MemberSubjectLinked { .. } => "MemberSubjectLinked",
+            TenantEvent::MemberMailboxCreated { .. } => "MemberMailboxCreated",
+        };
+        name.to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        TENANT_EVENT_VERSION.to_owned()
+    }
+}
+
+/// The upcasters a tenant event store must be built with. None yet: every tenant event is at
+/// its first version. Listed here so the wiring exists before the first one is needed.
+pub fn tenant_upcasters() -> Vec<Box<dyn EventUpcaster>> {
+    Vec::new()
+}

@@ -1,0 +1,254 @@
+//! The persisted contract: stored type names, versions, JSON shapes, and folding.
+
+use cqrs_es::DomainEvent;
+use serde_json::json;
+
+use super::*;
+use crate::tenant::{
+    tenant_upcasters, BillingChanges, BrandingChanges, FieldChange, SecurityPolicyChanges,
+    TenantStatus, TENANT_EVENT_TYPES,
+};
+
+/// One event of every type, in the order of [`TENANT_EVENT_TYPES`].
+fn one_of_each() -> Vec<TenantEvent> {
+    let member_id = || MEMBER.to_owned();
+    vec![
+        tenant_created(),
+        TenantEvent::TenantProvisioned {},
+        TenantEvent::TenantSuspended {},
+        TenantEvent::TenantResumed {},
+        TenantEvent::TenantSoftDeleted {
+            deleted_at: NOW.into(),
+        },
+        TenantEvent::TenantPurged { slug: SLUG.into() },
+        TenantEvent::BillingInfoUpdated {
+            changes: BillingChanges::default(),
+        },
+        TenantEvent::BrandingUpdated {
+            changes: BrandingChanges::default(),
+        },
+        TenantEvent::SecurityPolicyUpdated {
+            changes: SecurityPolicyChanges::default(),
+        },
+        owner_invited(),
+        added(MEMBER, MEMBER_EMAIL, Role::Member),
+        TenantEvent::MemberRoleChanged {
+            member_id: member_id(),
+            from: Role::Member,
+            to: Role::Admin,
+        },
+        TenantEvent::OwnershipTransferred {
+            from_member_id: OWNER.into(),
+            to_member_id: member_id(),
+        },
+        TenantEvent::MemberSuspended {
+            member_id: member_id(),
+        },
+        TenantEvent::MemberResumed {
+            member_id: member_id(),
+        },
+        TenantEvent::MemberLogoutRequested {
+            member_id: member_id(),
+        },
+        TenantEvent::MemberPasswordResetRequested {
+            member_id: member_id(),
+        },
+        TenantEvent::MemberRemoved {
+            member_id: member_id(),
+        },
+        TenantEvent::MemberSubjectLinked {
+            member_id: member_id(),
+            subject: "sub".into(),
+        },
+        TenantEvent::MemberMailboxCreated {
+            member_id: member_id(),
+        },
+    ]
+}
+
+#[test]
+fn the_stored_type_names_are_pinned() {
+    // Renaming or dropping one of these would orphan events already on the ledger.
+    assert_eq!(
+        TENANT_EVENT_TYPES,
+        [
+            "TenantCreated",
+            "TenantProvisioned",
+            "TenantSuspended",
+            "TenantResumed",
+            "TenantSoftDeleted",
+            "TenantPurged",
+            "BillingInfoUpdated",
+            "BrandingUpdated",
+            "SecurityPolicyUpdated",
+            "MemberInvited",
+            "MemberAdded",
+            "MemberRoleChanged",
+            "OwnershipTransferred",
+            "MemberSuspended",
+            "MemberResumed",
+            "MemberLogoutRequested",
+            "MemberPasswordResetRequested",
+            "MemberRemoved",
+            "MemberSubjectLinked",
+            "MemberMailboxCreated",
+        ]
+    );
+}
+
+#[test]
+fn every_event_is_stored_under_its_type_name_at_version_1_0() {
+    let events = one_of_each();
+    assert_eq!(events.len(), TENANT_EVENT_TYPES.len());
+    for (event, name) in events.iter().zip(TENANT_EVENT_TYPES) {
+        assert_eq!(event.event_type(), name);
+        assert_eq!(event.event_version(), "1.0");
+        let json = serde_json::to_value(event).expect("serializes");
+        let object = json.as_object().expect("externally tagged");
+        assert_eq!(object.keys().collect::<Vec<_>>(), vec![name], "{json}");
+    }
+}
+
+#[test]
+fn every_event_round_trips_through_json() {
+    for event in one_of_each() {
+        let bytes = serde_json::to_vec(&event).expect("serializes");
+        let back: TenantEvent = serde_json::from_slice(&bytes).expect("deserializes");
+        assert_eq!(back, event);
+    }
+}
+
+#[test]
+fn there_are_no_upcasters_while_every_event_is_at_its_first_version() {
+    assert!(tenant_upcasters().is_empty());
+}
+
+#[test]
+fn an_update_event_stores_only_changed_fields_as_from_to_pairs() {
+    let event = TenantEvent::BillingInfoUpdated {
+        changes: BillingChanges {
+            contact_email: Some(FieldChange {
+                from: None,
+                to: Some("billing@acme.example".into()),
+            }),
+            country: Some(FieldChange {
+                from: Some("DK".into()),
+                to: Some("SE".into()),
+            }),
+            ..Default::default()
+        },
+    };
+    assert_eq!(
+        serde_json::to_value(&event).expect("serializes"),
+        json!({"BillingInfoUpdated": {"changes": {
+            "country": {"from": "DK", "to": "SE"},
+            "contact_email": {"from": null, "to": "billing@acme.example"}
+        }}})
+    );
+}
+
+#[test]
+fn a_branding_event_stores_the_accent_with_its_text_colour_and_integer_contrast() {
+    let events = outcome(
+        active(),
+        admin(),
+        TenantAction::UpdateBranding(crate::tenant::BrandingPatch {
+            accent_colour: Some("#1a237e".into()),
+            ..Default::default()
+        }),
+    )
+    .expect("valid");
+    let json = serde_json::to_value(&events[0]).expect("serializes");
+    assert_eq!(
+        json,
+        json!({"BrandingUpdated": {"changes": {"accent": {
+            "from": null,
+            "to": {"colour": "#1A237E", "text_colour": "white", "contrast_ratio_centi": 1324}
+        }}}})
+    );
+}
+
+#[test]
+fn the_creation_event_has_a_stable_json_shape() {
+    assert_eq!(
+        serde_json::to_value(tenant_created()).expect("serializes"),
+        json!({"TenantCreated": {
+            "tenant_id": TENANT_ID,
+            "organization_name": "Acme ApS",
+            "slug": SLUG,
+            "plan": "business",
+            "seats": 25,
+            "partner_id": PARTNER_ID,
+            "created_at": NOW,
+            "security_policy": {
+                "mfa_mode": "optional",
+                "session_idle_minutes": 60,
+                "session_absolute_minutes": 720,
+                "allowed_countries": [],
+                "ip_allowlist": []
+            }
+        }})
+    );
+}
+
+#[test]
+fn a_history_folds_into_the_state_it_describes() {
+    let history = and(
+        active(),
+        [
+            TenantEvent::TenantSuspended {},
+            TenantEvent::TenantResumed {},
+            TenantEvent::MemberRoleChanged {
+                member_id: MEMBER.into(),
+                from: Role::Member,
+                to: Role::Admin,
+            },
+            TenantEvent::OwnershipTransferred {
+                from_member_id: OWNER.into(),
+                to_member_id: MEMBER.into(),
+            },
+            TenantEvent::MemberSubjectLinked {
+                member_id: ADMIN.into(),
+                subject: "sub-admin".into(),
+            },
+            TenantEvent::MemberMailboxCreated {
+                member_id: OWNER.into(),
+            },
+        ],
+    );
+    let tenant = folded(history);
+    assert_eq!(tenant.id, TENANT_ID);
+    assert_eq!(tenant.status, Some(TenantStatus::Active));
+    assert_eq!(tenant.slug, SLUG);
+    assert_eq!(tenant.owner_member_id.as_deref(), Some(MEMBER));
+    assert_eq!(tenant.members[MEMBER].role, Role::Admin);
+    assert_eq!(tenant.members[ADMIN].subject.as_deref(), Some("sub-admin"));
+    assert!(tenant.members[OWNER].has_mailbox);
+    assert_eq!(tenant.active_admin_count(), 3);
+}
+
+#[test]
+fn the_tenant_state_survives_a_snapshot_round_trip() {
+    let tenant = folded(and(
+        active(),
+        outcome(
+            active(),
+            admin(),
+            TenantAction::UpdateBranding(crate::tenant::BrandingPatch {
+                product_name: Some("Acme Work".into()),
+                accent_colour: Some("#0A84FF".into()),
+                email_templates: std::collections::BTreeMap::from([(
+                    "invitation".to_owned(),
+                    Some(crate::tenant::EmailTemplate {
+                        subject: "Welcome".into(),
+                        body: "Hi".into(),
+                    }),
+                )]),
+            }),
+        )
+        .expect("valid"),
+    ));
+    let json = serde_json::to_string(&tenant).expect("serializes");
+    let back: Tenant = serde_json::from_str(&json).expect("deserializes");
+    assert_eq!(back, tenant);
+}
