@@ -2,6 +2,8 @@
 //! serve queries; the runner keeps each one caught up and records how far it has read in the
 //! same transaction as its rows.
 
+pub mod audit;
 pub mod runner;
+pub mod tenants;
 
 pub use runner::{Projection, ProjectionError, ProjectionRunner, ReadTx};

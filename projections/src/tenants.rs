@@ -1,0 +1,1460 @@
+//! The tenant directory: one row per tenant and one per member, folded from the Tenant and
+//! PlatformFlag aggregates, with the keyset-paginated queries the portals ask.
+//!
+//! # Tables (version 1)
+//!
+//! * `rm_tenants_v1`: one row per tenant (`tenant_id`, `slug`, `organization`,
+//!   `organization_key` (lower case, for search and sort), `status`, `plan`, `seats`,
+//!   `partner_id`, `is_platform_tenant`, `created_at`, `updated_at`, `deleted_at`,
+//!   `member_count`, `admin_count`).
+//! * `rm_tenants_v1_members`: one row per current member (`tenant_id`, `member_id`, `email`,
+//!   `email_key`, `display_name`, `role`, `is_owner`, `status`, `has_mailbox`, `subject`).
+//! * `rm_tenants_v1_platform`: the platform flag's holder (at most one row), kept so that a
+//!   tenant created after the flag was assigned to its id still folds to the right value.
+//!
+//! # Pagination
+//!
+//! Every list is keyset-paginated: a cursor encodes the sort it was issued for, the sort key
+//! of the last row and that row's id (the tie-breaker), so a page continues exactly after the
+//! previous one whatever the sort, and rows inserted meanwhile never cause a duplicate or a
+//! gap. Cursors are opaque (base64url of JSON) but not secret: a forged cursor can only move
+//! the starting point within the same filtered, scoped query, so it is validated, not signed.
+//! The page and cursor types live here and are shared by the audit timeline.
+
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use dezky_commands::encoding::{format_timestamp, EventRecord};
+use dezky_commands::store::Db;
+use dezky_domain::tenant::{
+    MemberStatus, PlatformFlagEvent, Role, TenantEvent, TenantStatus, PLATFORM_FLAG_AGGREGATE_TYPE,
+    TENANT_AGGREGATE_TYPE,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::runner::Dialect;
+use crate::{on_tx, Projection, ProjectionError, ReadTx};
+
+/// Largest page a list query returns; larger requests are refused, not clamped, so a client
+/// never silently gets fewer rows than it asked for.
+pub const MAX_PAGE_SIZE: u32 = 100;
+/// The page size a caller that states none should use.
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+/// Longest cursor accepted, in bytes; real cursors are far shorter, and the bound keeps a
+/// hostile one from costing more than a glance.
+pub const MAX_CURSOR_BYTES: usize = 1_024;
+
+// ---------------------------------------------------------------------------------------------
+// Pages, cursors and query errors (shared with the audit timeline).
+// ---------------------------------------------------------------------------------------------
+
+/// Why a read-model query was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The requested page size is outside `1..=MAX_PAGE_SIZE`.
+    #[error("page size {first} is outside 1..={max}")]
+    PageSize {
+        /// What was asked for.
+        first: u32,
+        /// The largest page allowed.
+        max: u32,
+    },
+    /// The cursor was not issued by this query (tampered, truncated, or from another sort).
+    #[error("the cursor is not valid for this query")]
+    InvalidCursor,
+    /// A time filter is not an RFC 3339 timestamp.
+    #[error("{field} '{value}' is not an RFC 3339 timestamp")]
+    InvalidTimestamp {
+        /// Which filter.
+        field: &'static str,
+        /// What was given.
+        value: String,
+    },
+    /// A stored value this version cannot read (the read model was written by another
+    /// version, or edited by hand).
+    #[error("read model column {column} holds '{value}', which this version cannot read")]
+    StoredValue {
+        /// The column.
+        column: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// Writing an export failed (the writer, or CSV encoding).
+    #[error("export: {0}")]
+    Export(#[from] csv::Error),
+    /// The read side failed (database, ledger).
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+}
+
+impl From<sqlx::Error> for QueryError {
+    fn from(error: sqlx::Error) -> Self {
+        QueryError::Projection(ProjectionError::Database(error))
+    }
+}
+
+/// Which page of a list to return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    /// How many rows, `1..=MAX_PAGE_SIZE`.
+    pub first: u32,
+    /// The `end_cursor` of the previous page; `None` for the first page.
+    pub after: Option<String>,
+}
+
+impl PageRequest {
+    /// The first page of `first` rows.
+    pub fn first(first: u32) -> Self {
+        Self { first, after: None }
+    }
+
+    /// The page of `first` rows after `cursor`.
+    pub fn after(first: u32, cursor: impl Into<String>) -> Self {
+        Self {
+            first,
+            after: Some(cursor.into()),
+        }
+    }
+
+    /// The page size, or why it is refused.
+    pub(crate) fn checked_size(&self) -> Result<u32, QueryError> {
+        if (1..=MAX_PAGE_SIZE).contains(&self.first) {
+            Ok(self.first)
+        } else {
+            Err(QueryError::PageSize {
+                first: self.first,
+                max: MAX_PAGE_SIZE,
+            })
+        }
+    }
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self::first(DEFAULT_PAGE_SIZE)
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The rows of this page, in the requested order.
+    pub items: Vec<T>,
+    /// The cursor to pass as `after` for the next page (`None` when the page is empty).
+    pub end_cursor: Option<String>,
+    /// Whether rows follow this page.
+    pub has_next_page: bool,
+    /// How many rows match the filter, over all pages.
+    pub total_count: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CursorData {
+    /// The sort the cursor was issued for.
+    s: String,
+    /// The sort key of the last row.
+    k: Value,
+    /// The id of the last row (the tie-breaker).
+    i: String,
+}
+
+/// Encodes a cursor for `sort` positioned after the row with `key` and `id`.
+pub(crate) fn encode_cursor(sort: &str, key: Value, id: &str) -> String {
+    let data = CursorData {
+        s: sort.to_owned(),
+        k: key,
+        i: id.to_owned(),
+    };
+    // Serializing a struct of strings and a JSON value cannot fail; an empty cursor would be
+    // refused on the way back in rather than misread.
+    let json = serde_json::to_vec(&data).unwrap_or_default();
+    URL_SAFE_NO_PAD.encode(json)
+}
+
+/// Decodes a cursor issued for `sort` into its key and id; anything else is
+/// [`QueryError::InvalidCursor`].
+pub(crate) fn decode_cursor(cursor: &str, sort: &str) -> Result<(Value, String), QueryError> {
+    if cursor.len() > MAX_CURSOR_BYTES {
+        return Err(QueryError::InvalidCursor);
+    }
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| QueryError::InvalidCursor)?;
+    let data: CursorData = serde_json::from_slice(&bytes).map_err(|_| QueryError::InvalidCursor)?;
+    if data.s != sort {
+        return Err(QueryError::InvalidCursor);
+    }
+    Ok((data.k, data.i))
+}
+
+/// Escapes `%`, `_` and `\` so user text matches literally in `LIKE ... ESCAPE '\'`, and
+/// wraps it for a substring match. The text is lower-cased in Rust, where both databases'
+/// columns were lower-cased too, so SQLite and PostgreSQL agree on non-ASCII letters.
+pub(crate) fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// `COLLATE "C"` on PostgreSQL: sort keys then compare byte-wise, like SQLite's default and
+/// like Rust's `str` ordering, so both backends return one order and keyset comparisons agree
+/// with `ORDER BY` whatever the server's locale.
+pub(crate) fn byte_order(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => " COLLATE \"C\"",
+        Dialect::Sqlite => "",
+    }
+}
+
+/// A value bound to a statement.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Text(String),
+    NullableText(Option<String>),
+    Int(i64),
+    Bool(bool),
+}
+
+/// SQL text with its arguments, numbered `$1..` as they are added.
+#[derive(Debug, Default)]
+pub(crate) struct Sql {
+    pub(crate) text: String,
+    pub(crate) args: Vec<Arg>,
+}
+
+impl Sql {
+    pub(crate) fn new(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Adds an argument and returns its placeholder.
+    pub(crate) fn arg(&mut self, arg: Arg) -> String {
+        self.args.push(arg);
+        format!("${}", self.args.len())
+    }
+
+    pub(crate) fn push(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+}
+
+macro_rules! bound {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match arg {
+                Arg::Text(value) => query.bind(value.clone()),
+                Arg::NullableText(value) => query.bind(value.clone()),
+                Arg::Int(value) => query.bind(*value),
+                Arg::Bool(value) => query.bind(*value),
+            };
+        }
+        query
+    }};
+}
+
+/// Rows decodable from either backend.
+pub(crate) trait AnyRow:
+    for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+    + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+    + Send
+    + Unpin
+{
+}
+
+impl<T> AnyRow for T where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin
+{
+}
+
+/// Runs a query on the ledger's database and decodes every row.
+pub(crate) async fn fetch_all<T: AnyRow>(db: &Db, sql: &Sql) -> Result<Vec<T>, sqlx::Error> {
+    match db {
+        Db::Sqlite(pool) => {
+            bound!(sqlx::query_as::<_, T>(&sql.text), &sql.args)
+                .fetch_all(pool)
+                .await
+        }
+        Db::Postgres(pool) => {
+            bound!(sqlx::query_as::<_, T>(&sql.text), &sql.args)
+                .fetch_all(pool)
+                .await
+        }
+    }
+}
+
+/// Runs a `SELECT COUNT(*)` on the ledger's database.
+pub(crate) async fn fetch_count(db: &Db, sql: &Sql) -> Result<u64, sqlx::Error> {
+    let rows: Vec<(i64,)> = fetch_all(db, sql).await?;
+    Ok(rows
+        .first()
+        .map_or(0, |(count,)| u64::try_from(*count).unwrap_or(0)))
+}
+
+/// Runs a statement inside a read-model transaction.
+pub(crate) async fn execute(
+    tx: &mut ReadTx<'_>,
+    sql: &str,
+    args: &[Arg],
+) -> Result<u64, sqlx::Error> {
+    on_tx!(tx, conn => bound!(sqlx::query(sql), args)
+        .execute(&mut **conn)
+        .await
+        .map(|done| done.rows_affected()))
+}
+
+/// Runs a query inside a read-model transaction and decodes at most one row.
+pub(crate) async fn fetch_optional_tx<T: AnyRow>(
+    tx: &mut ReadTx<'_>,
+    sql: &str,
+    args: &[Arg],
+) -> Result<Option<T>, sqlx::Error> {
+    on_tx!(tx, conn => bound!(sqlx::query_as::<_, T>(sql), args)
+        .fetch_optional(&mut **conn)
+        .await)
+}
+
+/// A timestamp as the ledger writes them (UTC, microseconds), so fixed-width text compares
+/// chronologically; text that is not RFC 3339 is kept as it is.
+pub(crate) fn normalized_time(value: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|time| format_timestamp(time.with_timezone(&chrono::Utc)))
+        .unwrap_or_else(|_| value.to_owned())
+}
+
+fn to_u32(value: i64) -> u32 {
+    u32::try_from(value.max(0)).unwrap_or(u32::MAX)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stored names of the domain's enums.
+// ---------------------------------------------------------------------------------------------
+
+/// The stored name of a tenant status (the same as its serde name).
+pub fn tenant_status_name(status: TenantStatus) -> &'static str {
+    match status {
+        TenantStatus::PendingProvisioning => "pending_provisioning",
+        TenantStatus::Active => "active",
+        TenantStatus::Suspended => "suspended",
+        TenantStatus::SoftDeleted => "soft_deleted",
+        TenantStatus::Purged => "purged",
+    }
+}
+
+fn parse_tenant_status(value: &str) -> Result<TenantStatus, QueryError> {
+    Ok(match value {
+        "pending_provisioning" => TenantStatus::PendingProvisioning,
+        "active" => TenantStatus::Active,
+        "suspended" => TenantStatus::Suspended,
+        "soft_deleted" => TenantStatus::SoftDeleted,
+        "purged" => TenantStatus::Purged,
+        other => {
+            return Err(QueryError::StoredValue {
+                column: "status",
+                value: other.to_owned(),
+            })
+        }
+    })
+}
+
+/// The stored name of a role (the same as its serde name).
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Member => "member",
+        Role::Admin => "admin",
+    }
+}
+
+fn parse_role(value: &str) -> Result<Role, QueryError> {
+    match value {
+        "member" => Ok(Role::Member),
+        "admin" => Ok(Role::Admin),
+        other => Err(QueryError::StoredValue {
+            column: "role",
+            value: other.to_owned(),
+        }),
+    }
+}
+
+/// The stored name of a member status (the same as its serde name).
+pub fn member_status_name(status: MemberStatus) -> &'static str {
+    match status {
+        MemberStatus::Active => "active",
+        MemberStatus::Suspended => "suspended",
+    }
+}
+
+fn parse_member_status(value: &str) -> Result<MemberStatus, QueryError> {
+    match value {
+        "active" => Ok(MemberStatus::Active),
+        "suspended" => Ok(MemberStatus::Suspended),
+        other => Err(QueryError::StoredValue {
+            column: "member status",
+            value: other.to_owned(),
+        }),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The projection.
+// ---------------------------------------------------------------------------------------------
+
+/// The tenant directory projection (name `tenants`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantDirectory {
+    version: u32,
+}
+
+/// The table names of one version of the directory.
+#[derive(Debug, Clone)]
+struct Tables {
+    tenants: String,
+    members: String,
+    platform: String,
+}
+
+impl Tables {
+    fn of(version: u32) -> Self {
+        let tenants = format!("rm_{}_v{version}", TenantDirectory::NAME);
+        Self {
+            members: format!("{tenants}_members"),
+            platform: format!("{tenants}_platform"),
+            tenants,
+        }
+    }
+}
+
+impl TenantDirectory {
+    /// The projection's name.
+    pub const NAME: &'static str = "tenants";
+    /// The version the query functions read.
+    pub const VERSION: u32 = 1;
+
+    /// The current version.
+    pub fn new() -> Self {
+        Self {
+            version: Self::VERSION,
+        }
+    }
+
+    /// Another version of the same fold, built in its own tables (rebuilds beside the live
+    /// version, and the projection-equals-replay check).
+    pub fn with_version(version: u32) -> Self {
+        Self { version }
+    }
+
+    /// The table holding one row per tenant in this version.
+    pub fn tenants_table(&self) -> String {
+        Tables::of(self.version).tenants
+    }
+
+    /// The table holding one row per member in this version.
+    pub fn members_table(&self) -> String {
+        Tables::of(self.version).members
+    }
+
+    fn tables(&self) -> Tables {
+        Tables::of(self.version)
+    }
+}
+
+impl Default for TenantDirectory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The error for an event this version cannot fold.
+pub(crate) fn fold_error(event: &EventRecord, reason: impl std::fmt::Display) -> ProjectionError {
+    ProjectionError::Fold {
+        position: event.position,
+        reason: format!("{} {}: {reason}", event.aggregate_type, event.event_type),
+    }
+}
+
+/// Decodes a payload as cqrs-es stored it (an externally tagged enum).
+pub(crate) fn decode<E: serde::de::DeserializeOwned>(
+    event: &EventRecord,
+) -> Result<E, ProjectionError> {
+    serde_json::from_str(&event.payload).map_err(|error| fold_error(event, error))
+}
+
+impl Projection for TenantDirectory {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn version(&self) -> u32 {
+        self.version
+    }
+
+    fn schema(&self, dialect: Dialect) -> Vec<String> {
+        let Tables {
+            tenants,
+            members,
+            platform,
+        } = self.tables();
+        let c = byte_order(dialect);
+        vec![
+            format!(
+                "CREATE TABLE IF NOT EXISTS {tenants} (\
+                 tenant_id TEXT{c} PRIMARY KEY, \
+                 slug TEXT{c} NOT NULL, \
+                 organization TEXT NOT NULL, \
+                 organization_key TEXT{c} NOT NULL, \
+                 status TEXT NOT NULL, \
+                 plan TEXT NOT NULL, \
+                 seats BIGINT NOT NULL, \
+                 partner_id TEXT, \
+                 is_platform_tenant BOOLEAN NOT NULL, \
+                 created_at TEXT{c} NOT NULL, \
+                 updated_at TEXT NOT NULL, \
+                 deleted_at TEXT, \
+                 member_count BIGINT NOT NULL, \
+                 admin_count BIGINT NOT NULL)"
+            ),
+            format!("CREATE INDEX IF NOT EXISTS {tenants}_by_slug ON {tenants} (slug, tenant_id)"),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {tenants}_by_organization \
+                 ON {tenants} (organization_key, tenant_id)"
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {tenants}_by_created ON {tenants} (created_at, tenant_id)"
+            ),
+            format!("CREATE INDEX IF NOT EXISTS {tenants}_by_seats ON {tenants} (seats, tenant_id)"),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {tenants}_by_partner ON {tenants} (partner_id, slug)"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {members} (\
+                 tenant_id TEXT{c} NOT NULL, \
+                 member_id TEXT{c} NOT NULL, \
+                 email TEXT NOT NULL, \
+                 email_key TEXT{c} NOT NULL, \
+                 display_name TEXT NOT NULL, \
+                 role TEXT NOT NULL, \
+                 is_owner BOOLEAN NOT NULL, \
+                 status TEXT NOT NULL, \
+                 has_mailbox BOOLEAN NOT NULL, \
+                 subject TEXT, \
+                 PRIMARY KEY (tenant_id, member_id))"
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {members}_by_subject ON {members} (subject, tenant_id)"
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {members}_by_email ON {members} (email_key, tenant_id)"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {platform} (\
+                 singleton BIGINT PRIMARY KEY, tenant_id TEXT NOT NULL)"
+            ),
+        ]
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut ReadTx<'_>,
+        events: &[EventRecord],
+    ) -> Result<(), ProjectionError> {
+        let tables = self.tables();
+        for event in events {
+            match event.aggregate_type.as_str() {
+                TENANT_AGGREGATE_TYPE => {
+                    let decoded: TenantEvent = decode(event)?;
+                    fold_tenant_event(tx, &tables, event, decoded).await?;
+                }
+                PLATFORM_FLAG_AGGREGATE_TYPE => {
+                    let PlatformFlagEvent::PlatformTenantAssigned { tenant_id, .. } =
+                        decode(event)?;
+                    fold_platform_flag(tx, &tables, &event.recorded_at, &tenant_id).await?;
+                }
+                // Slug claims, probes and aggregates this version does not know change nothing
+                // in the directory.
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn fold_platform_flag(
+    tx: &mut ReadTx<'_>,
+    tables: &Tables,
+    recorded_at: &str,
+    holder: &str,
+) -> Result<(), ProjectionError> {
+    let Tables {
+        tenants, platform, ..
+    } = tables;
+    execute(
+        tx,
+        &format!(
+            "INSERT INTO {platform} (singleton, tenant_id) VALUES (1, $1) \
+             ON CONFLICT (singleton) DO UPDATE SET tenant_id = excluded.tenant_id"
+        ),
+        &[Arg::Text(holder.to_owned())],
+    )
+    .await?;
+    // Only the two rows whose flag flips are touched, so `updated_at` of the others stays.
+    execute(
+        tx,
+        &format!(
+            "UPDATE {tenants} SET is_platform_tenant = (tenant_id = $1), updated_at = $2 \
+             WHERE tenant_id = $1 OR is_platform_tenant = $3"
+        ),
+        &[
+            Arg::Text(holder.to_owned()),
+            Arg::Text(recorded_at.to_owned()),
+            Arg::Bool(true),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Recomputes a tenant's member counts after a membership change.
+async fn recount(
+    tx: &mut ReadTx<'_>,
+    tables: &Tables,
+    tenant_id: &str,
+    recorded_at: &str,
+) -> Result<(), ProjectionError> {
+    let Tables {
+        tenants, members, ..
+    } = tables;
+    execute(
+        tx,
+        &format!(
+            "UPDATE {tenants} SET \
+             member_count = (SELECT COUNT(*) FROM {members} WHERE {members}.tenant_id = $1), \
+             admin_count = (SELECT COUNT(*) FROM {members} \
+                            WHERE {members}.tenant_id = $1 AND {members}.role = $3), \
+             updated_at = $2 WHERE tenant_id = $1"
+        ),
+        &[
+            Arg::Text(tenant_id.to_owned()),
+            Arg::Text(recorded_at.to_owned()),
+            Arg::Text(role_name(Role::Admin).to_owned()),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn touch(
+    tx: &mut ReadTx<'_>,
+    tables: &Tables,
+    tenant_id: &str,
+    recorded_at: &str,
+    set: &str,
+    args: &[Arg],
+) -> Result<(), ProjectionError> {
+    // `set` uses placeholders from $3 on; $1 is the tenant and $2 the time.
+    let mut all = vec![
+        Arg::Text(tenant_id.to_owned()),
+        Arg::Text(recorded_at.to_owned()),
+    ];
+    all.extend_from_slice(args);
+    let separator = if set.is_empty() { "" } else { ", " };
+    execute(
+        tx,
+        &format!(
+            "UPDATE {} SET updated_at = $2{separator}{set} WHERE tenant_id = $1",
+            tables.tenants
+        ),
+        &all,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn set_member(
+    tx: &mut ReadTx<'_>,
+    tables: &Tables,
+    tenant_id: &str,
+    member_id: &str,
+    set: &str,
+    value: Arg,
+) -> Result<(), ProjectionError> {
+    execute(
+        tx,
+        &format!(
+            "UPDATE {} SET {set} = $3 WHERE tenant_id = $1 AND member_id = $2",
+            tables.members
+        ),
+        &[
+            Arg::Text(tenant_id.to_owned()),
+            Arg::Text(member_id.to_owned()),
+            value,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+struct NewMemberRow<'a> {
+    member_id: &'a str,
+    email: &'a str,
+    display_name: &'a str,
+    role: Role,
+    owner: bool,
+    has_mailbox: bool,
+}
+
+async fn insert_member(
+    tx: &mut ReadTx<'_>,
+    tables: &Tables,
+    tenant_id: &str,
+    member: NewMemberRow<'_>,
+) -> Result<(), ProjectionError> {
+    let members = &tables.members;
+    if member.owner {
+        execute(
+            tx,
+            &format!("UPDATE {members} SET is_owner = $2 WHERE tenant_id = $1"),
+            &[Arg::Text(tenant_id.to_owned()), Arg::Bool(false)],
+        )
+        .await?;
+    }
+    // Like the aggregate's fold, a (re)inserted member starts active and unlinked.
+    execute(
+        tx,
+        &format!(
+            "INSERT INTO {members} (tenant_id, member_id, email, email_key, display_name, role, \
+             is_owner, status, has_mailbox, subject) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL) \
+             ON CONFLICT (tenant_id, member_id) DO UPDATE SET email = excluded.email, \
+             email_key = excluded.email_key, display_name = excluded.display_name, \
+             role = excluded.role, is_owner = ({members}.is_owner OR excluded.is_owner), \
+             status = excluded.status, has_mailbox = excluded.has_mailbox, subject = NULL"
+        ),
+        &[
+            Arg::Text(tenant_id.to_owned()),
+            Arg::Text(member.member_id.to_owned()),
+            Arg::Text(member.email.to_owned()),
+            Arg::Text(email_key(member.email)),
+            Arg::Text(member.display_name.to_owned()),
+            Arg::Text(role_name(member.role).to_owned()),
+            Arg::Bool(member.owner),
+            Arg::Text(member_status_name(MemberStatus::Active).to_owned()),
+            Arg::Bool(member.has_mailbox),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// E-mail addresses compare trimmed and case-insensitively, as the aggregate compares them.
+fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+async fn fold_tenant_event(
+    tx: &mut ReadTx<'_>,
+    tables: &Tables,
+    record: &EventRecord,
+    event: TenantEvent,
+) -> Result<(), ProjectionError> {
+    // The aggregate id is the tenant: later events carry no tenant id of their own.
+    let tenant_id = record.aggregate_id.as_str();
+    let at = record.recorded_at.as_str();
+    let status = |status: TenantStatus| Arg::Text(tenant_status_name(status).to_owned());
+    match event {
+        TenantEvent::TenantCreated {
+            organization_name,
+            slug,
+            plan,
+            seats,
+            partner_id,
+            created_at,
+            ..
+        } => {
+            #[derive(sqlx::FromRow)]
+            struct Holder {
+                tenant_id: String,
+            }
+            let holder: Option<Holder> = fetch_optional_tx(
+                tx,
+                &format!(
+                    "SELECT tenant_id FROM {} WHERE singleton = 1",
+                    tables.platform
+                ),
+                &[],
+            )
+            .await?;
+            let is_platform = holder.is_some_and(|h| h.tenant_id == tenant_id);
+            let tenants = &tables.tenants;
+            execute(
+                tx,
+                &format!(
+                    "INSERT INTO {tenants} (tenant_id, slug, organization, organization_key, \
+                     status, plan, seats, partner_id, is_platform_tenant, created_at, \
+                     updated_at, deleted_at, member_count, admin_count) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, 0, 0) \
+                     ON CONFLICT (tenant_id) DO UPDATE SET slug = excluded.slug, \
+                     organization = excluded.organization, \
+                     organization_key = excluded.organization_key, status = excluded.status, \
+                     plan = excluded.plan, seats = excluded.seats, \
+                     partner_id = excluded.partner_id, created_at = excluded.created_at, \
+                     updated_at = excluded.updated_at, deleted_at = NULL"
+                ),
+                &[
+                    Arg::Text(tenant_id.to_owned()),
+                    Arg::Text(slug),
+                    Arg::Text(organization_name.clone()),
+                    Arg::Text(organization_name.to_lowercase()),
+                    status(TenantStatus::PendingProvisioning),
+                    Arg::Text(plan),
+                    Arg::Int(i64::from(seats)),
+                    Arg::NullableText(partner_id),
+                    Arg::Bool(is_platform),
+                    Arg::Text(normalized_time(&created_at)),
+                    Arg::Text(at.to_owned()),
+                ],
+            )
+            .await?;
+        }
+        TenantEvent::TenantProvisioned {} | TenantEvent::TenantResumed {} => {
+            touch(
+                tx,
+                tables,
+                tenant_id,
+                at,
+                "status = $3",
+                &[status(TenantStatus::Active)],
+            )
+            .await?;
+        }
+        TenantEvent::TenantSuspended {} => {
+            let args = [status(TenantStatus::Suspended)];
+            touch(tx, tables, tenant_id, at, "status = $3", &args).await?;
+        }
+        TenantEvent::TenantSoftDeleted { deleted_at } => {
+            let args = [
+                status(TenantStatus::SoftDeleted),
+                Arg::Text(normalized_time(&deleted_at)),
+            ];
+            touch(
+                tx,
+                tables,
+                tenant_id,
+                at,
+                "status = $3, deleted_at = $4",
+                &args,
+            )
+            .await?;
+        }
+        TenantEvent::TenantPurged { .. } => {
+            // A purged tenant keeps its directory row (operators see what was purged) but not
+            // its members: nobody acts in it any more, and their personal data has no use
+            // here once the tenant is gone (the ledger keeps the record).
+            execute(
+                tx,
+                &format!("DELETE FROM {} WHERE tenant_id = $1", tables.members),
+                &[Arg::Text(tenant_id.to_owned())],
+            )
+            .await?;
+            touch(
+                tx,
+                tables,
+                tenant_id,
+                at,
+                "status = $3",
+                &[status(TenantStatus::Purged)],
+            )
+            .await?;
+            recount(tx, tables, tenant_id, at).await?;
+        }
+        TenantEvent::BillingInfoUpdated { .. }
+        | TenantEvent::BrandingUpdated { .. }
+        | TenantEvent::SecurityPolicyUpdated { .. } => {
+            // The directory shows none of these fields, but the tenant did change.
+            touch(tx, tables, tenant_id, at, "", &[]).await?;
+        }
+        TenantEvent::MemberInvited {
+            member_id,
+            email,
+            display_name,
+            role,
+            owner,
+            has_mailbox,
+        } => {
+            let member = NewMemberRow {
+                member_id: &member_id,
+                email: &email,
+                display_name: &display_name,
+                role,
+                owner,
+                has_mailbox,
+            };
+            insert_member(tx, tables, tenant_id, member).await?;
+            recount(tx, tables, tenant_id, at).await?;
+        }
+        TenantEvent::MemberAdded {
+            member_id,
+            email,
+            display_name,
+            role,
+            has_mailbox,
+        } => {
+            let member = NewMemberRow {
+                member_id: &member_id,
+                email: &email,
+                display_name: &display_name,
+                role,
+                owner: false,
+                has_mailbox,
+            };
+            insert_member(tx, tables, tenant_id, member).await?;
+            recount(tx, tables, tenant_id, at).await?;
+        }
+        TenantEvent::MemberRoleChanged { member_id, to, .. } => {
+            let role = Arg::Text(role_name(to).to_owned());
+            set_member(tx, tables, tenant_id, &member_id, "role", role).await?;
+            recount(tx, tables, tenant_id, at).await?;
+        }
+        TenantEvent::OwnershipTransferred { to_member_id, .. } => {
+            execute(
+                tx,
+                &format!(
+                    "UPDATE {} SET is_owner = (member_id = $2) \
+                     WHERE tenant_id = $1 AND (is_owner = $3 OR member_id = $2)",
+                    tables.members
+                ),
+                &[
+                    Arg::Text(tenant_id.to_owned()),
+                    Arg::Text(to_member_id.clone()),
+                    Arg::Bool(true),
+                ],
+            )
+            .await?;
+            let admin = Arg::Text(role_name(Role::Admin).to_owned());
+            set_member(tx, tables, tenant_id, &to_member_id, "role", admin).await?;
+            recount(tx, tables, tenant_id, at).await?;
+        }
+        TenantEvent::MemberSuspended { member_id } => {
+            let value = Arg::Text(member_status_name(MemberStatus::Suspended).to_owned());
+            set_member(tx, tables, tenant_id, &member_id, "status", value).await?;
+            touch(tx, tables, tenant_id, at, "", &[]).await?;
+        }
+        TenantEvent::MemberResumed { member_id } => {
+            let value = Arg::Text(member_status_name(MemberStatus::Active).to_owned());
+            set_member(tx, tables, tenant_id, &member_id, "status", value).await?;
+            touch(tx, tables, tenant_id, at, "", &[]).await?;
+        }
+        TenantEvent::MemberLogoutRequested { .. }
+        | TenantEvent::MemberPasswordResetRequested { .. } => {
+            // Requests for the member saga; nothing the directory shows changes.
+        }
+        TenantEvent::MemberRemoved { member_id } => {
+            execute(
+                tx,
+                &format!(
+                    "DELETE FROM {} WHERE tenant_id = $1 AND member_id = $2",
+                    tables.members
+                ),
+                &[Arg::Text(tenant_id.to_owned()), Arg::Text(member_id)],
+            )
+            .await?;
+            recount(tx, tables, tenant_id, at).await?;
+        }
+        TenantEvent::MemberSubjectLinked { member_id, subject } => {
+            let value = Arg::NullableText(Some(subject));
+            set_member(tx, tables, tenant_id, &member_id, "subject", value).await?;
+            touch(tx, tables, tenant_id, at, "", &[]).await?;
+        }
+        TenantEvent::MemberMailboxCreated { member_id } => {
+            let value = Arg::Bool(true);
+            set_member(tx, tables, tenant_id, &member_id, "has_mailbox", value).await?;
+            touch(tx, tables, tenant_id, at, "", &[]).await?;
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows and queries.
+// ---------------------------------------------------------------------------------------------
+
+/// A tenant as the directory lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TenantRow {
+    /// The tenant id.
+    pub id: String,
+    /// The slug.
+    pub slug: String,
+    /// The organization's name.
+    pub organization: String,
+    /// Where the tenant is in its lifecycle.
+    pub status: TenantStatus,
+    /// The plan id.
+    pub plan: String,
+    /// Seats.
+    pub seats: u32,
+    /// The owning partner, if sold through one.
+    pub partner_id: Option<String>,
+    /// Whether this is the platform tenant.
+    pub is_platform_tenant: bool,
+    /// When it was created (from the creating command, UTC).
+    pub created_at: String,
+    /// When the ledger recorded the last event that changed this row.
+    pub updated_at: String,
+    /// When it was soft-deleted.
+    pub deleted_at: Option<String>,
+    /// Current members (all statuses).
+    pub member_count: u32,
+    /// Current members with the admin role (all statuses).
+    pub admin_count: u32,
+}
+
+/// A member of a tenant, with the role they hold in that tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberRow {
+    /// The member id.
+    pub member_id: String,
+    /// Sign-in e-mail.
+    pub email: String,
+    /// Display name.
+    pub display_name: String,
+    /// Role in this tenant.
+    pub role: Role,
+    /// Whether the member owns the tenant.
+    pub is_owner: bool,
+    /// Whether the member can sign in.
+    pub status: MemberStatus,
+    /// Whether the member has a workspace mailbox.
+    pub has_mailbox: bool,
+    /// The linked SSO subject.
+    pub subject: Option<String>,
+}
+
+/// A tenant with its members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TenantDetail {
+    /// The tenant.
+    pub tenant: TenantRow,
+    /// Its current members: the owner first, then by e-mail.
+    pub members: Vec<MemberRow>,
+}
+
+/// Which tenants a directory list returns. Every field narrows the list; `Default` lists all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantFilter {
+    /// Case-insensitive substring of the slug or the organization's name.
+    pub search: Option<String>,
+    /// Only tenants in this status.
+    pub status: Option<TenantStatus>,
+    /// Only tenants of this partner.
+    pub partner_id: Option<String>,
+    /// Only tenants on this plan.
+    pub plan: Option<String>,
+}
+
+/// The column a directory list is sorted by; ties are broken by tenant id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TenantSortField {
+    /// By slug.
+    #[default]
+    Slug,
+    /// By organization name, case-insensitively.
+    Organization,
+    /// By creation time.
+    CreatedAt,
+    /// By seats.
+    Seats,
+}
+
+/// The order of a directory list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TenantSort {
+    /// The column.
+    pub field: TenantSortField,
+    /// Largest first (the tie-breaker descends too).
+    pub descending: bool,
+}
+
+impl TenantSortField {
+    fn column(self) -> &'static str {
+        match self {
+            TenantSortField::Slug => "slug",
+            TenantSortField::Organization => "organization_key",
+            TenantSortField::CreatedAt => "created_at",
+            TenantSortField::Seats => "seats",
+        }
+    }
+}
+
+impl TenantSort {
+    /// The tag a cursor carries, so a cursor of one sort is refused by another.
+    fn tag(self) -> String {
+        let direction = if self.descending { "desc" } else { "asc" };
+        format!("tenants:{}:{direction}", self.field.column())
+    }
+
+    fn key_of(self, record: &TenantRecord) -> Value {
+        match self.field {
+            TenantSortField::Slug => Value::from(record.slug.clone()),
+            TenantSortField::Organization => Value::from(record.organization_key.clone()),
+            TenantSortField::CreatedAt => Value::from(record.created_at.clone()),
+            TenantSortField::Seats => Value::from(record.seats),
+        }
+    }
+
+    /// The cursor's key as an argument of this sort's type; a key of another type means the
+    /// cursor was not issued for this sort.
+    fn key_arg(self, key: Value) -> Result<Arg, QueryError> {
+        match (self.field, key) {
+            (TenantSortField::Seats, Value::Number(n)) => {
+                n.as_i64().map(Arg::Int).ok_or(QueryError::InvalidCursor)
+            }
+            (TenantSortField::Seats, _) => Err(QueryError::InvalidCursor),
+            (_, Value::String(s)) => Ok(Arg::Text(s)),
+            (_, _) => Err(QueryError::InvalidCursor),
+        }
+    }
+}
+
+const TENANT_COLUMNS: &str = "tenant_id, slug, organization, organization_key, status, plan, \
+     seats, partner_id, is_platform_tenant, created_at, updated_at, deleted_at, member_count, \
+     admin_count";
+
+#[derive(sqlx::FromRow)]
+struct TenantRecord {
+    tenant_id: String,
+    slug: String,
+    organization: String,
+    organization_key: String,
+    status: String,
+    plan: String,
+    seats: i64,
+    partner_id: Option<String>,
+    is_platform_tenant: bool,
+    created_at: String,
+    updated_at: String,
+    deleted_at: Option<String>,
+    member_count: i64,
+    admin_count: i64,
+}
+
+impl TenantRecord {
+    fn into_row(self) -> Result<TenantRow, QueryError> {
+        Ok(TenantRow {
+            status: parse_tenant_status(&self.status)?,
+            id: self.tenant_id,
+            slug: self.slug,
+            organization: self.organization,
+            plan: self.plan,
+            seats: to_u32(self.seats),
+            partner_id: self.partner_id,
+            is_platform_tenant: self.is_platform_tenant,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            deleted_at: self.deleted_at,
+            member_count: to_u32(self.member_count),
+            admin_count: to_u32(self.admin_count),
+        })
+    }
+}
+
+const MEMBER_COLUMNS: &str =
+    "member_id, email, display_name, role, is_owner, status, has_mailbox, subject";
+
+#[derive(sqlx::FromRow)]
+struct MemberRecord {
+    member_id: String,
+    email: String,
+    display_name: String,
+    role: String,
+    is_owner: bool,
+    status: String,
+    has_mailbox: bool,
+    subject: Option<String>,
+}
+
+impl MemberRecord {
+    fn into_row(self) -> Result<MemberRow, QueryError> {
+        Ok(MemberRow {
+            role: parse_role(&self.role)?,
+            status: parse_member_status(&self.status)?,
+            member_id: self.member_id,
+            email: self.email,
+            display_name: self.display_name,
+            is_owner: self.is_owner,
+            has_mailbox: self.has_mailbox,
+            subject: self.subject,
+        })
+    }
+}
+
+/// Appends the filter's conditions (each preceded by `AND`).
+fn push_tenant_filter(sql: &mut Sql, filter: &TenantFilter) {
+    if let Some(search) = filter.search.as_deref().map(str::trim) {
+        if !search.is_empty() {
+            let p = sql.arg(Arg::Text(like_pattern(search)));
+            sql.push(&format!(
+                " AND (slug LIKE {p} ESCAPE '\\' OR organization_key LIKE {p} ESCAPE '\\')"
+            ));
+        }
+    }
+    if let Some(status) = filter.status {
+        let p = sql.arg(Arg::Text(tenant_status_name(status).to_owned()));
+        sql.push(&format!(" AND status = {p}"));
+    }
+    if let Some(partner_id) = &filter.partner_id {
+        let p = sql.arg(Arg::Text(partner_id.clone()));
+        sql.push(&format!(" AND partner_id = {p}"));
+    }
+    if let Some(plan) = &filter.plan {
+        let p = sql.arg(Arg::Text(plan.clone()));
+        sql.push(&format!(" AND plan = {p}"));
+    }
+}
+
+/// Lists tenants matching `filter`, in `sort` order, one page at a time.
+pub async fn list_tenants(
+    db: &Db,
+    filter: &TenantFilter,
+    sort: TenantSort,
+    page: &PageRequest,
+) -> Result<Page<TenantRow>, QueryError> {
+    list_in(
+        &Tables::of(TenantDirectory::VERSION),
+        db,
+        filter,
+        sort,
+        page,
+    )
+    .await
+}
+
+async fn list_in(
+    tables: &Tables,
+    db: &Db,
+    filter: &TenantFilter,
+    sort: TenantSort,
+    page: &PageRequest,
+) -> Result<Page<TenantRow>, QueryError> {
+    let size = page.checked_size()?;
+    let tag = sort.tag();
+    let after = match &page.after {
+        Some(cursor) => {
+            let (key, id) = decode_cursor(cursor, &tag)?;
+            Some((sort.key_arg(key)?, id))
+        }
+        None => None,
+    };
+
+    let mut count = Sql::new(format!(
+        "SELECT COUNT(*) FROM {} WHERE 1 = 1",
+        tables.tenants
+    ));
+    push_tenant_filter(&mut count, filter);
+    let total_count = fetch_count(db, &count).await?;
+
+    let mut sql = Sql::new(format!(
+        "SELECT {TENANT_COLUMNS} FROM {} WHERE 1 = 1",
+        tables.tenants
+    ));
+    push_tenant_filter(&mut sql, filter);
+    let column = sort.field.column();
+    let (cmp, direction) = if sort.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    if let Some((key, id)) = after {
+        let k = sql.arg(key);
+        let i = sql.arg(Arg::Text(id));
+        sql.push(&format!(
+            " AND ({column} {cmp} {k} OR ({column} = {k} AND tenant_id {cmp} {i}))"
+        ));
+    }
+    // One row more than asked tells whether another page follows.
+    let limit = sql.arg(Arg::Int(i64::from(size) + 1));
+    sql.push(&format!(
+        " ORDER BY {column} {direction}, tenant_id {direction} LIMIT {limit}"
+    ));
+    let mut records: Vec<TenantRecord> = fetch_all(db, &sql).await?;
+    let has_next_page = records.len() > size as usize;
+    records.truncate(size as usize);
+    let end_cursor = records
+        .last()
+        .map(|last| encode_cursor(&tag, sort.key_of(last), &last.tenant_id));
+    let items = records
+        .into_iter()
+        .map(TenantRecord::into_row)
+        .collect::<Result<_, _>>()?;
+    Ok(Page {
+        items,
+        end_cursor,
+        has_next_page,
+        total_count,
+    })
+}
+
+/// The tenants a partner owns, in `sort` order: the directory list scoped to that partner,
+/// so the partner portal cannot forget the scope.
+pub async fn tenants_of_partner(
+    db: &Db,
+    partner_id: &str,
+    sort: TenantSort,
+    page: &PageRequest,
+) -> Result<Page<TenantRow>, QueryError> {
+    let filter = TenantFilter {
+        partner_id: Some(partner_id.to_owned()),
+        ..TenantFilter::default()
+    };
+    list_tenants(db, &filter, sort, page).await
+}
+
+async fn tenant_where(
+    tables: &Tables,
+    db: &Db,
+    condition: &str,
+    value: &str,
+) -> Result<Option<TenantRow>, QueryError> {
+    let mut sql = Sql::new(format!("SELECT {TENANT_COLUMNS} FROM {}", tables.tenants));
+    let p = sql.arg(Arg::Text(value.to_owned()));
+    let purged = sql.arg(Arg::Text(
+        tenant_status_name(TenantStatus::Purged).to_owned(),
+    ));
+    // A purged tenant's slug can be claimed again; the live holder wins over the purged one.
+    sql.push(&format!(
+        " WHERE {condition} = {p} \
+         ORDER BY CASE WHEN status = {purged} THEN 1 ELSE 0 END, created_at DESC, tenant_id \
+         LIMIT 1"
+    ));
+    let records: Vec<TenantRecord> = fetch_all(db, &sql).await?;
+    records
+        .into_iter()
+        .next()
+        .map(TenantRecord::into_row)
+        .transpose()
+}
+
+/// A tenant with its members and their roles in it, or `None` if no such tenant.
+pub async fn tenant_detail(db: &Db, tenant_id: &str) -> Result<Option<TenantDetail>, QueryError> {
+    let tables = Tables::of(TenantDirectory::VERSION);
+    let Some(tenant) = tenant_where(&tables, db, "tenant_id", tenant_id).await? else {
+        return Ok(None);
+    };
+    let mut sql = Sql::new(format!("SELECT {MEMBER_COLUMNS} FROM {}", tables.members));
+    let p = sql.arg(Arg::Text(tenant_id.to_owned()));
+    sql.push(&format!(
+        " WHERE tenant_id = {p} ORDER BY is_owner DESC, email_key, member_id"
+    ));
+    let records: Vec<MemberRecord> = fetch_all(db, &sql).await?;
+    let members = records
+        .into_iter()
+        .map(MemberRecord::into_row)
+        .collect::<Result<_, _>>()?;
+    Ok(Some(TenantDetail { tenant, members }))
+}
+
+/// The tenant holding `slug` (the live one, when a purged tenant held it before).
+pub async fn tenant_by_slug(db: &Db, slug: &str) -> Result<Option<TenantRow>, QueryError> {
+    let tables = Tables::of(TenantDirectory::VERSION);
+    tenant_where(&tables, db, "slug", &slug.trim().to_lowercase()).await
+}
+
+/// The role under which a principal acts in a tenant, for authorization: `None` unless the
+/// principal is recognised as an active member of a tenant that is not (soft-)deleted.
+///
+/// Recognition follows the aggregate (`Member::is_recognised_as`): by the linked SSO
+/// subject, or by e-mail (case-insensitively) only while the member has no linked subject, so
+/// another identity-provider account with the same address does not inherit the role. A
+/// subject match wins over an e-mail match. A suspended tenant's members keep their role: what
+/// a suspended tenant still allows is the API's decision, made with the tenant's status.
+pub async fn member_role(
+    db: &Db,
+    tenant_id: &str,
+    subject_or_email: &str,
+) -> Result<Option<Role>, QueryError> {
+    let tables = Tables::of(TenantDirectory::VERSION);
+    let Some(tenant) = tenant_where(&tables, db, "tenant_id", tenant_id).await? else {
+        return Ok(None);
+    };
+    if tenant.status.is_deleted() {
+        return Ok(None);
+    }
+    let mut sql = Sql::new(format!("SELECT {MEMBER_COLUMNS} FROM {}", tables.members));
+    let t = sql.arg(Arg::Text(tenant_id.to_owned()));
+    let s = sql.arg(Arg::Text(subject_or_email.to_owned()));
+    let e = sql.arg(Arg::Text(email_key(subject_or_email)));
+    sql.push(&format!(
+        " WHERE tenant_id = {t} AND (subject = {s} OR (subject IS NULL AND email_key = {e})) \
+         ORDER BY CASE WHEN subject = {s} THEN 0 ELSE 1 END, member_id LIMIT 1"
+    ));
+    let records: Vec<MemberRecord> = fetch_all(db, &sql).await?;
+    let Some(member) = records
+        .into_iter()
+        .next()
+        .map(MemberRecord::into_row)
+        .transpose()?
+    else {
+        return Ok(None);
+    };
+    Ok((member.status == MemberStatus::Active).then_some(member.role))
+}
+
+/// Every tenant and member row of one version of the directory, in id order: what an
+/// operator compares before switching to a rebuilt version, and what the
+/// projection-equals-replay check compares. Not a portal query (it is not scoped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryContents {
+    /// Every tenant row, by id.
+    pub tenants: Vec<TenantRow>,
+    /// Every member row by tenant id, each tenant's members by member id.
+    pub members: BTreeMap<String, Vec<MemberRow>>,
+}
+
+impl TenantDirectory {
+    /// Reads every row of this version's tables (see [`DirectoryContents`]).
+    pub async fn contents(&self, db: &Db) -> Result<DirectoryContents, QueryError> {
+        let tables = self.tables();
+        let sql = Sql::new(format!(
+            "SELECT {TENANT_COLUMNS} FROM {} ORDER BY tenant_id",
+            tables.tenants
+        ));
+        let tenants: Vec<TenantRecord> = fetch_all(db, &sql).await?;
+        let tenants = tenants
+            .into_iter()
+            .map(TenantRecord::into_row)
+            .collect::<Result<_, _>>()?;
+        #[derive(sqlx::FromRow)]
+        struct Owned {
+            tenant_id: String,
+            #[sqlx(flatten)]
+            member: MemberRecord,
+        }
+        let sql = Sql::new(format!(
+            "SELECT tenant_id, {MEMBER_COLUMNS} FROM {} ORDER BY tenant_id, member_id",
+            tables.members
+        ));
+        let rows: Vec<Owned> = fetch_all(db, &sql).await?;
+        let mut members = BTreeMap::<String, Vec<MemberRow>>::new();
+        for row in rows {
+            members
+                .entry(row.tenant_id)
+                .or_default()
+                .push(row.member.into_row()?);
+        }
+        Ok(DirectoryContents { tenants, members })
+    }
+}
