@@ -21,8 +21,14 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the platform: GraphQL (with a playground), health, readiness, metrics, the
+    /// ledger's public keys, the projection runners and the checkpointer.
+    Serve(crate::serve::ServeArgs),
     /// Apply pending database migrations (also done at every start-up).
     Migrate,
+    /// Development helpers.
+    #[command(subcommand)]
+    Dev(DevCommand),
     /// Show the ledger at work: run commands through it, sign a checkpoint, verify the chain.
     Demo {
         /// How many commands to run.
@@ -38,6 +44,38 @@ pub enum Command {
     /// Synthetic load through the real command path.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// `dezky dev …`
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Print an access token that `dezky serve --dev` accepts (signed by the local
+    /// development key, valid for eight hours).
+    Token {
+        /// Whose token.
+        #[arg(long, value_enum)]
+        role: DevRole,
+        /// The tenant (slug) whose owner (tenant-admin) or first plain member (member) the
+        /// token is for.
+        #[arg(long, required_if_eq_any([("role", "tenant-admin"), ("role", "member")]))]
+        tenant: Option<String>,
+        /// The partner a partner-staff token works for.
+        #[arg(long, default_value = "dev-partner")]
+        partner: String,
+    },
+}
+
+/// Roles a development token can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DevRole {
+    /// An operator (platform admin).
+    PlatformAdmin,
+    /// Partner staff.
+    Partner,
+    /// A tenant's owner.
+    TenantAdmin,
+    /// A tenant's plain member.
+    Member,
 }
 
 /// `dezky keys …`
@@ -94,4 +132,7 @@ pub enum AuditCommand {
 pub enum BenchCommand {
     /// Append commands through cqrs-es and the ledger, and report commands per second.
     Append(crate::bench::AppendArgs),
+    /// Write a synthetic, fully valid export of N events (with signed checkpoints) to a
+    /// temporary file and time offline verification of it.
+    Verify(crate::bench::VerifyArgs),
 }

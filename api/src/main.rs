@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use dezky_api::cli::{Cli, Command, KeysCommand};
+use dezky_api::cli::{Cli, Command, DevCommand, KeysCommand};
 use dezky_api::{audit_cli, bench, demo};
 
 /// Exit code for a failed operation (as opposed to a verification that found a break).
@@ -25,6 +25,12 @@ fn init_telemetry() {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = cli.settings;
     match cli.command {
+        Command::Serve(args) => dezky_api::serve::run(&settings, args).await,
+        Command::Dev(DevCommand::Token {
+            role,
+            tenant,
+            partner,
+        }) => dezky_api::dev::print_token(&settings, role, tenant.as_deref(), &partner).await,
         Command::Migrate => {
             let ledger = dezky_commands::Ledger::open(&settings.ledger_options()).await?;
             let head = ledger.head().await?;
@@ -46,9 +52,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(command) => audit_cli::run(&settings, command).await,
-        Command::Bench(dezky_api::cli::BenchCommand::Append(args)) => {
-            bench::run_append(&settings, args).await
-        }
+        Command::Bench(command) => bench::run(&settings, command).await,
     }
 }
 

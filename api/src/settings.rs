@@ -96,6 +96,15 @@ impl Settings {
             .map(|p| Path::new(p.trim_start_matches("//")))
     }
 
+    /// The directory for local state (keys created on first use): beside the SQLite database,
+    /// or `./data` otherwise.
+    pub fn data_dir(&self) -> PathBuf {
+        self.sqlite_path()
+            .and_then(Path::parent)
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("data"), Path::to_path_buf)
+    }
+
     /// The signing key: the configured file, or for the embedded default one created beside
     /// the database on first use (mode 0600).
     pub fn signing_key(&self) -> Result<SigningKey, SettingsError> {

@@ -145,3 +145,149 @@ fn bad_usage_exits_2_and_a_failed_operation_exits_3_with_a_message() {
     assert_eq!(no_key.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&no_key.stderr).contains("DEZKY_SIGNING_KEY_FILE"));
 }
+
+/// Reads lines of the server's stdout until the listening line, and returns the address.
+fn listening_address(
+    stdout: std::process::ChildStdout,
+) -> (String, std::io::BufReader<std::process::ChildStdout>) {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).expect("stdout") > 0,
+            "serve exited early"
+        );
+        if let Some(rest) = line.strip_prefix("dezky listening on http://") {
+            let address = rest.split_whitespace().next().expect("address").to_owned();
+            return (address, reader);
+        }
+    }
+}
+
+fn http(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response[9..12].parse().expect("status");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn serve_in_dev_mode_answers_health_keys_metrics_and_graphql_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_dezky"))
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("DEZKY_DATABASE_URL")
+        .env_remove("DEZKY_OIDC_ISSUER")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let (address, mut rest) = listening_address(server.stdout.take().expect("stdout"));
+
+    assert_eq!(http(&address, "GET", "/healthz", &[], "").0, 200);
+    let (status, ready) = http(&address, "GET", "/readyz", &[], "");
+    assert_eq!(status, 200, "{ready}");
+    let (_, keys) = http(&address, "GET", "/.well-known/dezky/ledger-keys", &[], "");
+    let public = dezky(dir.path(), &["keys", "public"]);
+    assert_eq!(
+        keys,
+        stdout(&public),
+        "the endpoint publishes what `keys public` prints"
+    );
+    let (_, playground) = http(&address, "GET", "/graphql", &[], "");
+    assert!(playground.contains("GraphQL Playground"));
+
+    let token = stdout(&dezky(
+        dir.path(),
+        &["dev", "token", "--role", "platform-admin"],
+    ));
+    let auth = format!("Bearer {}", token.trim());
+    let create = r#"{"query":"mutation { createTenant(input:{organization:\"Acme GmbH\", slug:\"acme\", plan:\"standard\", seats:5, firstAdmin:{email:\"ada@acme.eu\", displayName:\"Ada\"}}) { slug members { email isOwner } } }"}"#;
+    let (status, body) = http(
+        &address,
+        "POST",
+        "/graphql",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        create,
+    );
+    assert_eq!(status, 200);
+    let created: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(created["data"]["createTenant"]["slug"], "acme", "{body}");
+
+    // The tenant's owner gets a token of their own and sees their workspace.
+    let admin = stdout(&dezky(
+        dir.path(),
+        &["dev", "token", "--role", "tenant-admin", "--tenant", "acme"],
+    ));
+    let auth = format!("Bearer {}", admin.trim());
+    let (_, body) = http(
+        &address,
+        "POST",
+        "/graphql",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        r#"{"query":"{ tenant(slug:\"acme\") { organization } }"}"#,
+    );
+    assert!(body.contains("Acme GmbH"), "{body}");
+
+    let (_, metrics) = http(&address, "GET", "/metrics", &[], "");
+    assert!(metrics.contains("dezky_ledger_head_position"), "{metrics}");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = server.wait().expect("wait");
+    assert_eq!(exit.code(), Some(0));
+    let mut tail = String::new();
+    std::io::Read::read_to_string(&mut rest, &mut tail).expect("rest of stdout");
+    assert!(tail.contains("dezky stopped"));
+}
+
+#[test]
+fn serve_refuses_to_start_without_an_identity_provider_or_with_both() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let none = dezky(dir.path(), &["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(none.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no identity provider configured"));
+    let both = dezky(
+        dir.path(),
+        &[
+            "serve",
+            "--dev",
+            "--oidc-issuer",
+            "https://idp.example/",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    assert_eq!(both.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&both.stderr).contains("--dev cannot be combined"));
+}

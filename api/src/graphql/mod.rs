@@ -1,0 +1,226 @@
+//! The GraphQL API at `/graphql`: schema, request context and the axum handlers.
+
+pub mod authz;
+pub mod error;
+pub mod schema;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::http::{playground_source, GraphQLPlaygroundConfig};
+use async_graphql::{EmptySubscription, Schema};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::http::HeaderMap;
+use axum::response::Html;
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::CqrsFramework;
+use dezky_adapters::oidc::OidcVerifier;
+use dezky_commands::{Ledger, LedgerRepository};
+use dezky_domain::tenant::{tenant_upcasters, SlugClaim, Tenant};
+use dezky_domain::{Actor, EventMetadata};
+use tokio::sync::watch;
+
+use authz::{Authentication, Viewer};
+use schema::{Mutation, Query};
+
+/// The schema type.
+pub type DezkySchema = Schema<Query, Mutation, EmptySubscription>;
+/// cqrs-es over the ledger for one aggregate.
+pub type Cqrs<A> = CqrsFramework<A, PersistedEventStore<LedgerRepository, A>>;
+
+/// Deepest query accepted.
+pub const MAX_QUERY_DEPTH: usize = 10;
+/// Costliest query accepted (async-graphql's complexity: one per field, times page sizes).
+pub const MAX_QUERY_COMPLEXITY: usize = 2_000;
+
+/// The source of timestamps for command contexts (the domain has no clock).
+#[derive(Clone, Default)]
+pub struct Clock;
+
+impl Clock {
+    /// Now, as the ledger formats times.
+    pub fn now(&self) -> String {
+        dezky_commands::encoding::format_timestamp(chrono::Utc::now())
+    }
+}
+
+/// The source of new aggregate and member ids.
+#[derive(Clone, Default)]
+pub struct Ids;
+
+impl Ids {
+    /// A new random id.
+    pub fn next(&self) -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+}
+
+/// What resolvers reach.
+#[derive(Clone)]
+pub struct ApiContext {
+    /// The ledger (and through it the read-model database).
+    pub ledger: Ledger,
+    /// Tenant commands.
+    pub tenants: Arc<Cqrs<Tenant>>,
+    /// Slug claims.
+    pub slugs: Arc<Cqrs<SlugClaim>>,
+    /// Time for command contexts.
+    pub clock: Clock,
+    /// New ids.
+    pub ids: Ids,
+    /// Positions of the read models the API serves, for read-your-writes.
+    pub read_models: Vec<watch::Receiver<u64>>,
+}
+
+fn framework<A>(
+    ledger: &Ledger,
+    upcasters: Vec<Box<dyn cqrs_es::persist::EventUpcaster>>,
+) -> Arc<Cqrs<A>>
+where
+    A: cqrs_es::Aggregate<Services = ()>,
+{
+    let store = PersistedEventStore::new_event_store(LedgerRepository::new(ledger.clone()))
+        .with_upcasters(upcasters);
+    Arc::new(CqrsFramework::new(store, vec![], ()))
+}
+
+impl ApiContext {
+    /// Wires the command side over `ledger`; `read_models` are the runners' positions.
+    pub fn new(ledger: Ledger, read_models: Vec<watch::Receiver<u64>>) -> Self {
+        Self {
+            tenants: framework(&ledger, tenant_upcasters()),
+            slugs: framework(&ledger, vec![]),
+            ledger,
+            clock: Clock,
+            ids: Ids,
+            read_models,
+        }
+    }
+
+    /// Metadata for a command by `viewer` on `tenant_id`.
+    pub fn metadata(&self, viewer: &Viewer, tenant_id: &str) -> HashMap<String, String> {
+        EventMetadata {
+            actor: Some(Actor {
+                subject: viewer.subject.clone(),
+                email: viewer.email.clone(),
+            }),
+            tenant_id: Some(tenant_id.to_owned()),
+            correlation_id: Some(self.ids.next()),
+            occurred_at: Some(self.clock.now()),
+            ..EventMetadata::default()
+        }
+        .to_map()
+    }
+
+    /// Waits (bounded) until every read model has folded what the ledger holds now, so a
+    /// mutation's answer and the next query show its effect.
+    pub async fn read_your_writes(&self, timeout: Duration) {
+        let target = *self.ledger.subscribe().borrow();
+        let wait = async {
+            for receiver in &self.read_models {
+                let mut receiver = receiver.clone();
+                let _ = receiver.wait_for(|position| *position >= target).await;
+            }
+        };
+        if tokio::time::timeout(timeout, wait).await.is_err() {
+            tracing::warn!(target, "read models lag behind a mutation's write");
+        }
+    }
+}
+
+/// Builds the schema with its limits.
+pub fn build_schema(context: ApiContext) -> DezkySchema {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .data(context)
+        .limit_depth(MAX_QUERY_DEPTH)
+        .limit_complexity(MAX_QUERY_COMPLEXITY)
+        .finish()
+}
+
+/// The SDL, as committed in `api/schema.graphql`.
+pub fn sdl() -> String {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .finish()
+        .sdl()
+}
+
+/// How the API checks access tokens.
+#[derive(Clone)]
+pub struct TokenCheck {
+    verifier: Arc<OidcVerifier>,
+    platform_admin_group: String,
+    partner_claim: String,
+}
+
+impl TokenCheck {
+    /// Checks tokens with `verifier`; `platform_admin_group` is the group claim value of
+    /// operators, `partner_claim` the claim naming a partner staff member's partner.
+    pub fn new(
+        verifier: OidcVerifier,
+        platform_admin_group: String,
+        partner_claim: String,
+    ) -> Self {
+        Self {
+            verifier: Arc::new(verifier),
+            platform_admin_group,
+            partner_claim,
+        }
+    }
+
+    /// Reads the request's bearer token.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Authentication {
+        let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+            return Authentication::Anonymous;
+        };
+        let Some(token) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) else {
+            return Authentication::Invalid(
+                "the Authorization header is not a Bearer token".into(),
+            );
+        };
+        match self.verifier.verify(token.trim()).await {
+            Ok(claims) => Authentication::Viewer(Viewer {
+                platform_admin: claims
+                    .groups
+                    .iter()
+                    .any(|g| *g == self.platform_admin_group),
+                partner_id: claims
+                    .raw
+                    .get(&self.partner_claim)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned),
+                subject: claims.subject,
+                email: claims.email,
+            }),
+            Err(error) => Authentication::Invalid(format!("invalid access token: {error}")),
+        }
+    }
+}
+
+/// POST /graphql.
+pub async fn graphql_handler(
+    axum::extract::State((schema, tokens)): axum::extract::State<(DezkySchema, TokenCheck)>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> GraphQLResponse {
+    let authentication = tokens.authenticate(&headers).await;
+    schema
+        .execute(request.into_inner().data(authentication))
+        .await
+        .into()
+}
+
+/// GET /graphql: the playground.
+pub async fn playground() -> Html<String> {
+    Html(playground_source(GraphQLPlaygroundConfig::new("/graphql")))
+}
+
+/// The `/graphql` routes (POST queries, GET playground) for a schema and token check.
+pub fn routes(schema: DezkySchema, tokens: TokenCheck) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/graphql",
+            axum::routing::get(playground).post(graphql_handler),
+        )
+        .with_state((schema, tokens))
+}

@@ -1,0 +1,293 @@
+//! `dezky serve`: the long-running process. Start-up reads like a table of contents:
+//! telemetry (in `main`) → settings → stores → processors → server, then graceful shutdown.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use clap::Args;
+use dezky_commands::audit::{run_checkpointer, CheckpointSchedule};
+use dezky_commands::Ledger;
+use tokio::sync::watch;
+
+use crate::dev::{DevKey, DEV_AUDIENCE, DEV_ISSUER, DEV_JWKS_PATH};
+use crate::graphql::{build_schema, routes, ApiContext, TokenCheck};
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+use dezky_adapters::oidc::{OidcConfig, OidcVerifier};
+use dezky_projections::audit::AuditTimeline;
+use dezky_projections::tenants::TenantDirectory;
+use dezky_projections::ProjectionRunner;
+
+/// Path where the ledger's trusted public keys are published for auditors.
+pub const LEDGER_KEYS_PATH: &str = "/.well-known/dezky/ledger-keys";
+/// How long in-flight requests get to finish after SIGTERM.
+const SHUTDOWN_GRACE_SECS: u64 = 20;
+
+/// Options of `dezky serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "DEZKY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Sign a checkpoint at least this often while the log grows.
+    #[arg(long, env = "DEZKY_CHECKPOINT_INTERVAL_SECS", default_value_t = 60)]
+    pub checkpoint_interval_secs: u64,
+    /// Sign a checkpoint after this many new events.
+    #[arg(long, env = "DEZKY_CHECKPOINT_EVERY_EVENTS", default_value_t = 10_000)]
+    pub checkpoint_every_events: u64,
+    /// Development mode: accept tokens from `dezky dev token` (a local key); refused together
+    /// with a configured OIDC issuer.
+    #[arg(long)]
+    pub dev: bool,
+    /// The OIDC provider's issuer (Authentik: `https://auth.example.eu/application/o/<app>/`).
+    #[arg(long, env = "DEZKY_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// The audience access tokens must carry (the API's client id at the provider).
+    #[arg(long, env = "DEZKY_OIDC_AUDIENCE", default_value = "dezky")]
+    pub oidc_audience: String,
+    /// The provider's JWKS URL, when discovery should not be used.
+    #[arg(long, env = "DEZKY_OIDC_JWKS_URL")]
+    pub oidc_jwks_url: Option<String>,
+    /// The group claim value that makes a user a platform admin.
+    #[arg(
+        long,
+        env = "DEZKY_PLATFORM_ADMIN_GROUP",
+        default_value = "dezky-platform-admins"
+    )]
+    pub platform_admin_group: String,
+    /// The claim naming the partner a partner-staff user works for.
+    #[arg(long, env = "DEZKY_PARTNER_CLAIM", default_value = "dezky_partner_id")]
+    pub partner_claim: String,
+}
+
+/// Read models more than this many events behind the ledger make the instance not ready.
+pub const READY_MAX_LAG_EVENTS: u64 = 1_000;
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The ledger.
+    pub ledger: Ledger,
+    /// The trusted public keys, one per line (what `dezky keys public` prints).
+    pub ledger_keys: Arc<str>,
+    /// Prometheus registry and gauges.
+    pub metrics: Metrics,
+    /// Positions of the read models this instance serves, by name.
+    pub read_models: Vec<(&'static str, watch::Receiver<u64>)>,
+}
+
+/// The HTTP routes (GraphQL joins them when it is wired).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route(LEDGER_KEYS_PATH, get(ledger_keys))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready when the store answers and the read models have caught up with the ledger.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.ledger.head().await {
+        Ok(head) => {
+            let lags: serde_json::Map<String, serde_json::Value> = state
+                .read_models
+                .iter()
+                .map(|(name, position)| {
+                    let lag = head.position.saturating_sub(*position.borrow());
+                    ((*name).to_owned(), lag.into())
+                })
+                .collect();
+            let ready = lags
+                .values()
+                .all(|lag| lag.as_u64().is_some_and(|l| l < READY_MAX_LAG_EVENTS));
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            (
+                status,
+                axum::Json(serde_json::json!({
+                    "ready": ready,
+                    "ledger_position": head.position,
+                    "read_model_lag": lags,
+                })),
+            )
+                .into_response()
+        }
+        Err(error) => {
+            // The cause goes to the log; the probe only needs to know it is not ready.
+            tracing::warn!(%error, "readiness: the ledger store does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"ready": false, "reason": "store unreachable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    if let Ok(head) = state.ledger.head().await {
+        state.metrics.set_ledger_position(head.position);
+        for (name, position) in &state.read_models {
+            state
+                .metrics
+                .set_read_model_lag(name, head.position.saturating_sub(*position.borrow()));
+        }
+    }
+    match state.metrics.render() {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "cannot render metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+async fn ledger_keys(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        state.ledger_keys.to_string(),
+    )
+        .into_response()
+}
+
+async fn shutdown_signal(stop: watch::Sender<bool>) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+    let _ = stop.send(true);
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // Settings.
+    match (&args.oidc_issuer, args.dev) {
+        (Some(_), true) => anyhow::bail!(
+            "--dev cannot be combined with a configured OIDC issuer (DEZKY_OIDC_ISSUER)"
+        ),
+        (None, false) => anyhow::bail!(
+            "no identity provider configured: set DEZKY_OIDC_ISSUER (and DEZKY_OIDC_AUDIENCE), or try it locally with --dev"
+        ),
+        _ => {}
+    }
+    let key = settings.signing_key()?;
+    let trusted = settings.trusted_keys()?;
+    let dev_key = if args.dev {
+        Some(DevKey::load_or_create(&DevKey::path(&settings.data_dir()))?)
+    } else {
+        None
+    };
+    // Stores.
+    let ledger = Ledger::open(&settings.ledger_options()).await?;
+    // Processors.
+    let (stop, shutdown) = watch::channel(false);
+    let directory = ProjectionRunner::new(ledger.clone(), TenantDirectory::new()).await?;
+    let audit = ProjectionRunner::new(ledger.clone(), AuditTimeline::new()).await?;
+    let read_models = vec![
+        (TenantDirectory::NAME, directory.position()),
+        (AuditTimeline::NAME, audit.position()),
+    ];
+    let runners = vec![
+        tokio::spawn(directory.run(shutdown.clone())),
+        tokio::spawn(audit.run(shutdown.clone())),
+    ];
+    let checkpointer = tokio::spawn(run_checkpointer(
+        ledger.clone(),
+        key,
+        settings.origin.clone(),
+        CheckpointSchedule {
+            interval: Duration::from_secs(args.checkpoint_interval_secs.max(1)),
+            every_events: args.checkpoint_every_events.max(1),
+        },
+        shutdown.clone(),
+    ));
+    // Server.
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let address = listener.local_addr()?;
+    let oidc = match (&args.oidc_issuer, &dev_key) {
+        (Some(issuer), _) => {
+            let mut config = OidcConfig::new(issuer.clone(), args.oidc_audience.clone());
+            config.jwks_url = args.oidc_jwks_url.clone();
+            config
+        }
+        (None, _) => {
+            let mut config = OidcConfig::new(DEV_ISSUER, DEV_AUDIENCE);
+            config.jwks_url = Some(format!("http://{address}{DEV_JWKS_PATH}"));
+            config
+        }
+    };
+    let verifier = OidcVerifier::new(oidc, reqwest::Client::new())?;
+    let tokens = TokenCheck::new(
+        verifier,
+        args.platform_admin_group.clone(),
+        args.partner_claim.clone(),
+    );
+    let schema = build_schema(ApiContext::new(
+        ledger.clone(),
+        read_models.iter().map(|(_, p)| p.clone()).collect(),
+    ));
+    let state = AppState {
+        ledger: ledger.clone(),
+        ledger_keys: Arc::from(trusted.lines().join("\n") + "\n"),
+        metrics: Metrics::new()?,
+        read_models,
+    };
+    let mut app = router(state).merge(routes(schema, tokens));
+    if let Some(dev_key) = dev_key {
+        let jwks = dev_key.jwks();
+        app = app.route(DEV_JWKS_PATH, get(move || async move { axum::Json(jwks) }));
+        println!("development mode: get a token with `dezky dev token --role platform-admin`");
+    }
+    tracing::info!(%address, "dezky serving");
+    println!(
+        "dezky listening on http://{address} (GraphQL playground at http://{address}/graphql)"
+    );
+    let mut server_shutdown = shutdown.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = server_shutdown.changed().await;
+    });
+    let signals = tokio::spawn(shutdown_signal(stop));
+    server.await?;
+    signals.abort();
+    // Let the processors finish their current step, but never hang the shutdown.
+    let _ = tokio::time::timeout(Duration::from_secs(SHUTDOWN_GRACE_SECS), async {
+        let _ = checkpointer.await;
+        for runner in runners {
+            let _ = runner.await;
+        }
+    })
+    .await;
+    ledger.close().await;
+    println!("dezky stopped");
+    Ok(ExitCode::SUCCESS)
+}
