@@ -180,10 +180,7 @@ impl TokenCheck {
         };
         match self.verifier.verify(token.trim()).await {
             Ok(claims) => Authentication::Viewer(Viewer {
-                platform_admin: claims
-                    .groups
-                    .iter()
-                    .any(|g| *g == self.platform_admin_group),
+                platform_admin: claims.groups.contains(&self.platform_admin_group),
                 partner_id: claims
                     .raw
                     .get(&self.partner_claim)
