@@ -441,6 +441,9 @@ impl Ledger {
     }
 }
 
+/// Pause before the head listener retries after a failure.
+const LISTENER_RETRY_MS: u64 = 500;
+
 /// Raises `head` to `position` if that is newer; positions only grow.
 pub(crate) fn advance(head: &watch::Sender<u64>, position: u64) {
     head.send_if_modified(|current| {
@@ -476,8 +479,15 @@ async fn listen_for_heads(pool: PgPool, head: Arc<watch::Sender<u64>>) {
                     }
                 }
                 // PgListener reconnects by itself; what was missed meanwhile is caught by the
-                // followers' polling.
-                Err(error) => tracing::debug!(%error, "ledger head listener interrupted"),
+                // followers' polling. A closed pool means the ledger is shutting down; any
+                // other failure is retried after a pause, never in a tight loop.
+                Err(error) => {
+                    if pool.is_closed() {
+                        return;
+                    }
+                    tracing::debug!(%error, "ledger head listener interrupted");
+                    tokio::time::sleep(Duration::from_millis(LISTENER_RETRY_MS)).await;
+                }
             }
         }
     }
