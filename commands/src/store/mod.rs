@@ -221,8 +221,7 @@ fn to_i64(value: u64) -> i64 {
 impl Ledger {
     /// Connects to the database, applies pending migrations and starts the writer task.
     pub async fn open(options: &LedgerOptions) -> Result<Self, LedgerError> {
-        let db = connect(options).await?;
-        migrate(&db).await?;
+        let db = open_store(options).await?;
         let head = read_head(&db).await?;
         let (head_tx, head_rx) = watch::channel(head.position);
         let head_tx = Arc::new(head_tx);
@@ -535,6 +534,30 @@ pub fn sqlite_connect_options(path: &str) -> SqliteConnectOptions {
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS))
         .foreign_keys(true)
+}
+
+/// Connects and migrates. Two processes opening one fresh SQLite file at once can meet
+/// "database is locked" while the other switches the file to WAL or creates the schema; that
+/// passes within moments, so opening retries it a few times before giving up.
+async fn open_store(options: &LedgerOptions) -> Result<Db, LedgerError> {
+    let mut attempt = 1;
+    loop {
+        let opened = match connect(options).await {
+            Ok(db) => migrate(&db).await.map(|()| db),
+            Err(error) => Err(error),
+        };
+        match opened {
+            Err(error)
+                if attempt < SQLITE_MIGRATION_ATTEMPTS
+                    && options.database_url.starts_with("sqlite:")
+                    && error.to_string().contains("locked") =>
+            {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// How often opening a SQLite ledger retries migrations another process is applying.
