@@ -385,10 +385,13 @@ async fn try_commit_postgres(
             "WITH gaps AS (
                 SELECT count(*) AS n
                 FROM UNNEST($16::text[], $17::text[], $18::int8[]) AS b(t, i, v)
-                WHERE b.v > 0 AND NOT EXISTS (
-                    SELECT 1 FROM ledger_events e
+                -- A scalar count per base version stays an index probe; a NOT EXISTS here
+                -- was planned as a hash anti-join over a scan of the whole table by
+                -- connections that planned it while the table was small (BENCHMARKS.md).
+                WHERE b.v > 0 AND (
+                    SELECT count(*) FROM ledger_events e
                     WHERE e.aggregate_type = b.t AND e.aggregate_id = b.i
-                      AND e.aggregate_version = b.v)),
+                      AND e.aggregate_version = b.v) = 0),
              inserted AS (
                 INSERT INTO ledger_events (position, recorded_at, aggregate_type, aggregate_id,
                     aggregate_version, event_type, event_version, tenant_id, metadata, payload,
