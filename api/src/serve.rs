@@ -165,7 +165,8 @@ async fn ledger_keys(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn shutdown_signal(stop: watch::Sender<bool>) {
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -184,12 +185,30 @@ async fn shutdown_signal(stop: watch::Sender<bool>) {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
-    tracing::info!("shutting down");
-    let _ = stop.send(true);
 }
 
-/// Runs the server until SIGTERM or Ctrl-C.
-pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
+/// A server whose stores and processors are running and whose port is bound, not yet
+/// answering: what `dezky serve` serves and `dezky bench graphql` drives in-process.
+pub struct Bound {
+    /// The address it listens on (the real port when `--listen` asked for port 0).
+    pub address: SocketAddr,
+    /// Whether it accepts development tokens.
+    pub dev: bool,
+    listener: tokio::net::TcpListener,
+    app: Router,
+    ledger: Ledger,
+    stop: watch::Sender<bool>,
+    processors: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Settings → stores → processors → router, bound to `args.listen`. In development mode
+/// (`args.dev`) the server accepts tokens signed by the key at `dev_key_path` (created on first
+/// use).
+pub async fn bind(
+    settings: &Settings,
+    args: &ServeArgs,
+    dev_key_path: &std::path::Path,
+) -> anyhow::Result<Bound> {
     // Settings.
     match (&args.oidc_issuer, args.dev) {
         (Some(_), true) => anyhow::bail!(
@@ -203,7 +222,7 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCod
     let key = settings.signing_key()?;
     let trusted = settings.trusted_keys()?;
     let dev_key = if args.dev {
-        Some(DevKey::load_or_create(&DevKey::path(&settings.data_dir()))?)
+        Some(DevKey::load_or_create(dev_key_path)?)
     } else {
         None
     };
@@ -217,20 +236,20 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCod
         (TenantDirectory::NAME, directory.position()),
         (AuditTimeline::NAME, audit.position()),
     ];
-    let runners = vec![
+    let processors = vec![
         tokio::spawn(directory.run(shutdown.clone())),
         tokio::spawn(audit.run(shutdown.clone())),
+        tokio::spawn(run_checkpointer(
+            ledger.clone(),
+            key,
+            settings.origin.clone(),
+            CheckpointSchedule {
+                interval: Duration::from_secs(args.checkpoint_interval_secs.max(1)),
+                every_events: args.checkpoint_every_events.max(1),
+            },
+            shutdown.clone(),
+        )),
     ];
-    let checkpointer = tokio::spawn(run_checkpointer(
-        ledger.clone(),
-        key,
-        settings.origin.clone(),
-        CheckpointSchedule {
-            interval: Duration::from_secs(args.checkpoint_interval_secs.max(1)),
-            every_events: args.checkpoint_every_events.max(1),
-        },
-        shutdown.clone(),
-    ));
     // Server.
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let address = listener.local_addr()?;
@@ -263,31 +282,61 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCod
         read_models,
     };
     let mut app = router(state).merge(routes(schema, tokens));
+    let dev = dev_key.is_some();
     if let Some(dev_key) = dev_key {
         let jwks = dev_key.jwks();
         app = app.route(DEV_JWKS_PATH, get(move || async move { axum::Json(jwks) }));
+    }
+    Ok(Bound {
+        address,
+        dev,
+        listener,
+        app,
+        ledger,
+        stop,
+        processors,
+    })
+}
+
+impl Bound {
+    /// Answers requests until `until` completes, then shuts down gracefully: in-flight
+    /// requests finish, the processors finish their current step (bounded), the pool closes.
+    pub async fn serve(
+        self,
+        until: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let stop = self.stop;
+        let server = axum::serve(self.listener, self.app).with_graceful_shutdown(async move {
+            until.await;
+            tracing::info!("shutting down");
+            let _ = stop.send(true);
+        });
+        server.await?;
+        // Let the processors finish their current step, but never hang the shutdown.
+        let processors = self.processors;
+        let _ = tokio::time::timeout(Duration::from_secs(SHUTDOWN_GRACE_SECS), async {
+            for processor in processors {
+                let _ = processor.await;
+            }
+        })
+        .await;
+        self.ledger.close().await;
+        Ok(())
+    }
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let bound = bind(settings, &args, &DevKey::path(&settings.data_dir())).await?;
+    let address = bound.address;
+    if bound.dev {
         println!("development mode: get a token with `dezky dev token --role platform-admin`");
     }
     tracing::info!(%address, "dezky serving");
     println!(
         "dezky listening on http://{address} (GraphQL playground at http://{address}/graphql)"
     );
-    let mut server_shutdown = shutdown.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = server_shutdown.changed().await;
-    });
-    let signals = tokio::spawn(shutdown_signal(stop));
-    server.await?;
-    signals.abort();
-    // Let the processors finish their current step, but never hang the shutdown.
-    let _ = tokio::time::timeout(Duration::from_secs(SHUTDOWN_GRACE_SECS), async {
-        let _ = checkpointer.await;
-        for runner in runners {
-            let _ = runner.await;
-        }
-    })
-    .await;
-    ledger.close().await;
+    bound.serve(shutdown_signal()).await?;
     println!("dezky stopped");
     Ok(ExitCode::SUCCESS)
 }
