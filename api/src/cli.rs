@@ -43,7 +43,7 @@ pub enum Command {
     Audit(AuditCommand),
     /// Synthetic load through the real command path.
     #[command(subcommand)]
-    Bench(BenchCommand),
+    Bench(BenchSuite),
 }
 
 /// `dezky dev …`
@@ -127,7 +127,18 @@ pub enum AuditCommand {
     Checkpoint,
 }
 
-/// `dezky bench …`
+/// `dezky bench …`: the ledger's benchmarks and the API's.
+#[derive(Debug, Subcommand)]
+pub enum BenchSuite {
+    /// The ledger's: `append` and `verify`.
+    #[command(flatten)]
+    Ledger(BenchCommand),
+    /// Serve GraphQL in-process on a scratch database and time the tenant-detail query and
+    /// `createTenant` under an open-loop load (fixed arrival rate): p50/p90/p99/max.
+    Graphql(crate::bench_graphql::GraphqlArgs),
+}
+
+/// `dezky bench append|verify`
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Append commands through cqrs-es and the ledger, and report commands per second.

@@ -5,6 +5,7 @@
 
 pub mod audit_cli;
 pub mod bench;
+pub mod bench_graphql;
 pub mod cli;
 pub mod demo;
 pub mod dev;

@@ -6,8 +6,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use dezky_api::cli::{Cli, Command, DevCommand, KeysCommand};
-use dezky_api::{audit_cli, bench, demo};
+use dezky_api::cli::{BenchSuite, Cli, Command, DevCommand, KeysCommand};
+use dezky_api::{audit_cli, bench, bench_graphql, demo};
 
 /// Exit code for a failed operation (as opposed to a verification that found a break).
 const EXIT_FAILURE: u8 = 3;
@@ -52,7 +52,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(command) => audit_cli::run(&settings, command).await,
-        Command::Bench(command) => bench::run(&settings, command).await,
+        Command::Bench(BenchSuite::Ledger(command)) => bench::run(&settings, command).await,
+        Command::Bench(BenchSuite::Graphql(args)) => bench_graphql::run(&settings, args).await,
     }
 }
 
