@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod runner;
+pub mod settings;
 pub mod tenants;
 
 pub use runner::{Projection, ProjectionError, ProjectionRunner, ReadTx};

@@ -7,9 +7,6 @@ use std::net::SocketAddr;
 use dezky_adapters::oidc::{OidcConfig, OidcVerifier};
 use dezky_api::dev::DevKey;
 use dezky_api::graphql::{build_schema, routes, sdl, ApiContext, TokenCheck};
-use dezky_projections::audit::AuditTimeline;
-use dezky_projections::tenants::TenantDirectory;
-use dezky_projections::ProjectionRunner;
 use dezky_tests::{Backend, TestDb};
 use serde_json::{json, Map, Value};
 use tokio::sync::watch;
@@ -54,15 +51,10 @@ async fn start(backend: Backend) -> Api {
     let verifier = OidcVerifier::new(config, reqwest::Client::new()).expect("verifier");
     let tokens = TokenCheck::new(verifier, ADMINS.into(), "dezky_partner_id".into());
     let (stop, shutdown) = watch::channel(false);
-    let directory = ProjectionRunner::new(ledger.clone(), TenantDirectory::new())
+    let processors = dezky_api::processors::start(&ledger, &shutdown)
         .await
-        .expect("runner");
-    let audit = ProjectionRunner::new(ledger.clone(), AuditTimeline::new())
-        .await
-        .expect("runner");
-    let positions = vec![directory.position(), audit.position()];
-    tokio::spawn(directory.run(shutdown.clone()));
-    tokio::spawn(audit.run(shutdown));
+        .expect("processors");
+    let positions = processors.positions();
     let schema = build_schema(ApiContext::new(ledger, positions));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -249,6 +241,18 @@ async fn nobody_from_another_tenant_or_partner_reads_or_changes_a_tenant(backend
             "audit",
             "query($t: ID!) { tenant(id: $t) { auditTimeline(first: 5) { totalCount } } }",
         ),
+        (
+            "billingInfo",
+            "query($t: ID!) { tenant(id: $t) { billingInfo { company } } }",
+        ),
+        (
+            "branding",
+            "query($t: ID!) { tenant(id: $t) { branding { productName } } }",
+        ),
+        (
+            "securityPolicy",
+            "query($t: ID!) { tenant(id: $t) { securityPolicy { mfaMode } } }",
+        ),
     ];
     let writes = [
         ("addMember", "mutation($t: ID!) { addMember(input: {tenantId: $t, email: \"x@evil.eu\", displayName: \"X\", role: ADMIN}) { id } }"),
@@ -260,7 +264,38 @@ async fn nobody_from_another_tenant_or_partner_reads_or_changes_a_tenant(backend
         ("suspendTenant", "mutation($t: ID!) { suspendTenant(tenantId: $t) { id } }"),
         ("resumeTenant", "mutation($t: ID!) { resumeTenant(tenantId: $t) { id } }"),
         ("softDeleteTenant", "mutation($t: ID!) { softDeleteTenant(tenantId: $t) { id } }"),
+        ("purgeTenant", "mutation($t: ID!) { purgeTenant(tenantId: $t) { id } }"),
+        ("setPlatformTenant", "mutation($t: ID!) { setPlatformTenant(tenantId: $t) { id } }"),
+        ("updateBillingInfo", "mutation($t: ID!) { updateBillingInfo(tenantId: $t, input: {company: \"Evil\"}) { id } }"),
+        ("updateBranding", "mutation($t: ID!) { updateBranding(tenantId: $t, input: {productName: \"Evil\"}) { id } }"),
+        ("updateSecurityPolicy", "mutation($t: ID!) { updateSecurityPolicy(tenantId: $t, input: {mfaMode: OFF}) { id } }"),
+        ("inviteAdmin", "mutation($t: ID!) { inviteAdmin(input: {tenantId: $t, email: \"x@evil.eu\", displayName: \"X\"}) { id } }"),
+        ("forceLogout", "mutation($t: ID!, $m: ID!) { forceLogout(tenantId: $t, memberId: $m) { id } }"),
+        ("resetPassword", "mutation($t: ID!, $m: ID!) { resetPassword(tenantId: $t, memberId: $m) { id } }"),
+        ("linkMemberSubject", "mutation($t: ID!, $m: ID!) { linkMemberSubject(tenantId: $t, memberId: $m, subject: \"evil\") { id } }"),
     ];
+    // The matrix covers every mutation but `createTenant` (which acts on no existing tenant and
+    // is checked below): adding a mutation without adding it here fails this test.
+    let schema = api
+        .post(
+            Some(&operator),
+            "{ __schema { mutationType { fields { name } } } }",
+            json!({}),
+        )
+        .await;
+    let mut uncovered: Vec<String> = schema["data"]["__schema"]["mutationType"]["fields"]
+        .as_array()
+        .expect("mutation fields")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .filter(|name| *name != "createTenant" && !writes.iter().any(|(w, _)| w == name))
+        .map(str::to_owned)
+        .collect();
+    uncovered.sort();
+    assert!(
+        uncovered.is_empty(),
+        "mutations missing from the isolation matrix: {uncovered:?}"
+    );
     for (who, token) in &outsiders {
         for (what, query) in reads.iter().chain(writes.iter()) {
             let response = api
@@ -280,6 +315,20 @@ async fn nobody_from_another_tenant_or_partner_reads_or_changes_a_tenant(backend
                 "{who} / {what} got data: {response}"
             );
         }
+        let foreign = api
+            .post(
+                Some(token),
+                CREATE,
+                json!({"input": {"organization": "Evil", "slug": "evil-twin", "plan": "standard",
+                    "seats": 1, "firstAdmin": {"email": "x@evil.eu", "displayName": "X"},
+                    "partnerId": "p-alpha"}}),
+            )
+            .await;
+        assert_eq!(
+            code(&foreign),
+            Some("FORBIDDEN"),
+            "{who} / createTenant: {foreign}"
+        );
         let by_slug = api
             .post(Some(token), "{ tenant(slug: \"alpha\") { id } }", json!({}))
             .await;
@@ -462,4 +511,359 @@ fn the_committed_sdl_matches_the_schema() {
         committed, current,
         "api/schema.graphql drifted from the schema; run DEZKY_UPDATE_SCHEMA=1 cargo test -p dezky-tests --test graphql_api and commit it"
     );
+}
+
+fn member_id(tenant: &Value, email: &str) -> Value {
+    tenant["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .find(|m| m["email"] == email)
+        .unwrap_or_else(|| panic!("no member {email} in {tenant}"))["id"]
+        .clone()
+}
+
+async fn settings_are_read_and_changed_by_admins_with_diffs_of_only_what_changed(backend: Backend) {
+    let api = start(backend).await;
+    let tenant = create(&api, &api.operator(), "acme", "ada@acme.eu", None).await;
+    let t = tenant["id"].clone();
+    let admin = api.user("ada@acme.eu");
+    assert_eq!(
+        code(&add_member(&api, &admin, t.as_str().expect("id"), "bob@acme.eu").await),
+        None
+    );
+    let billing = api
+        .post(
+            Some(&admin),
+            "mutation($t: ID!) { updateBillingInfo(tenantId: $t, input: {company: \"Acme GmbH\", vatId: \"de 123 456 789\", country: \"de\", contactEmail: \"  \"}) { billingInfo { company vatId country contactEmail } } }",
+            json!({"t": t}),
+        )
+        .await;
+    assert_eq!(
+        billing["data"]["updateBillingInfo"]["billingInfo"],
+        json!({"company": "Acme GmbH", "vatId": "DE123456789", "country": "DE", "contactEmail": null}),
+        "a blank contact e-mail means not set: {billing}"
+    );
+    let bad_email = api
+        .post(
+            Some(&admin),
+            "mutation($t: ID!) { updateBillingInfo(tenantId: $t, input: {contactEmail: \"not-an-address\"}) { id } }",
+            json!({"t": t}),
+        )
+        .await;
+    assert_eq!(code(&bad_email), Some("VALIDATION"), "{bad_email}");
+    let branding = api
+        .post(
+            Some(&admin),
+            "mutation($t: ID!) { updateBranding(tenantId: $t, input: {productName: \"Acme Work\", accentColour: \"#1d4ed8\", setEmailTemplates: [{key: \"invitation\", subject: \"Welcome\", body: \"Hello {{name}}\"}]}) { branding { productName accentColour accentTextColour accentContrastRatio emailTemplates { key subject } } } }",
+            json!({"t": t}),
+        )
+        .await;
+    assert_eq!(
+        branding["data"]["updateBranding"]["branding"],
+        json!({"productName": "Acme Work", "accentColour": "#1D4ED8", "accentTextColour": "#FFFFFF",
+               "accentContrastRatio": 6.7, "emailTemplates": [{"key": "invitation", "subject": "Welcome"}]}),
+        "{branding}"
+    );
+    let unknown_template = api
+        .post(
+            Some(&admin),
+            "mutation($t: ID!) { updateBranding(tenantId: $t, input: {removeEmailTemplates: [\"newsletter\"]}) { id } }",
+            json!({"t": t}),
+        )
+        .await;
+    assert_eq!(
+        code(&unknown_template),
+        Some("VALIDATION"),
+        "{unknown_template}"
+    );
+    let policy = api
+        .post(
+            Some(&admin),
+            "mutation($t: ID!) { updateSecurityPolicy(tenantId: $t, input: {mfaMode: REQUIRED, ipAllowlist: [\"192.0.2.7\"]}) { securityPolicy { mfaMode ipAllowlist sessionIdleMinutes } } }",
+            json!({"t": t}),
+        )
+        .await;
+    let policy = &policy["data"]["updateSecurityPolicy"]["securityPolicy"];
+    assert_eq!(policy["mfaMode"], "REQUIRED");
+    assert_eq!(policy["ipAllowlist"], json!(["192.0.2.7/32"]));
+    // The audit timeline shows only the fields the command changed.
+    let timeline = api
+        .post(
+            Some(&admin),
+            "query($t: ID!) { tenant(id: $t) { auditTimeline(first: 5, action: \"SecurityPolicyUpdated\") { nodes { diff } } } }",
+            json!({"t": t}),
+        )
+        .await;
+    let diff = &timeline["data"]["tenant"]["auditTimeline"]["nodes"][0]["diff"];
+    let mut fields: Vec<&str> = diff
+        .as_object()
+        .unwrap_or_else(|| panic!("diff in {timeline}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["ip_allowlist", "mfa_mode"], "{timeline}");
+    // A plain member sees the branding (the portal shows it) but not billing or security.
+    let member = api.user("bob@acme.eu");
+    let seen = api
+        .post(
+            Some(&member),
+            "query($t: ID!) { tenant(id: $t) { branding { productName } } }",
+            json!({"t": t}),
+        )
+        .await;
+    assert_eq!(
+        seen["data"]["tenant"]["branding"]["productName"],
+        "Acme Work"
+    );
+    for field in ["billingInfo { company }", "securityPolicy { mfaMode }"] {
+        let refused = api
+            .post(
+                Some(&member),
+                &format!("query($t: ID!) {{ tenant(id: $t) {{ {field} }} }}"),
+                json!({"t": t}),
+            )
+            .await;
+        assert_eq!(code(&refused), Some("FORBIDDEN"), "{field}: {refused}");
+    }
+    let change = api
+        .post(
+            Some(&member),
+            "mutation($t: ID!) { updateBranding(tenantId: $t, input: {productName: \"Mine\"}) { id } }",
+            json!({"t": t}),
+        )
+        .await;
+    assert_eq!(code(&change), Some("FORBIDDEN"), "{change}");
+}
+
+#[tokio::test]
+async fn settings_are_read_and_changed_by_admins_with_diffs_of_only_what_changed_on_sqlite() {
+    settings_are_read_and_changed_by_admins_with_diffs_of_only_what_changed(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn settings_are_read_and_changed_by_admins_with_diffs_of_only_what_changed_on_postgres() {
+    settings_are_read_and_changed_by_admins_with_diffs_of_only_what_changed(Backend::Postgres)
+        .await;
+}
+
+async fn a_purged_tenants_slug_is_free_again_and_only_operators_purge(backend: Backend) {
+    let api = start(backend).await;
+    let operator = api.operator();
+    let tenant = create(&api, &operator, "gone", "ada@gone.eu", Some("p-gone")).await;
+    let t = tenant["id"].clone();
+    let purge = "mutation($t: ID!) { purgeTenant(tenantId: $t) { status } }";
+    // Purge needs a soft-deleted tenant.
+    let early = api.post(Some(&operator), purge, json!({"t": t})).await;
+    assert_eq!(code(&early), Some("CONFLICT"), "{early}");
+    let deleted = api
+        .post(
+            Some(&api.partner("p-gone")),
+            "mutation($t: ID!) { softDeleteTenant(tenantId: $t) { status } }",
+            json!({"t": t}),
+        )
+        .await;
+    assert_eq!(
+        deleted["data"]["softDeleteTenant"]["status"], "SOFT_DELETED",
+        "{deleted}"
+    );
+    // While soft-deleted the slug stays taken.
+    let twin = api
+        .post(
+            Some(&operator),
+            CREATE,
+            json!({"input": {"organization": "Twin", "slug": "gone", "plan": "standard", "seats": 1,
+                "firstAdmin": {"email": "x@twin.eu", "displayName": "X"}}}),
+        )
+        .await;
+    assert_eq!(code(&twin), Some("CONFLICT"), "{twin}");
+    // The owning partner and the tenant's own admin may not purge; an operator may.
+    for token in [api.partner("p-gone"), api.user("ada@gone.eu")] {
+        let refused = api.post(Some(&token), purge, json!({"t": t})).await;
+        assert_eq!(code(&refused), Some("FORBIDDEN"), "{refused}");
+    }
+    let purged = api.post(Some(&operator), purge, json!({"t": t})).await;
+    assert_eq!(
+        purged["data"]["purgeTenant"]["status"], "PURGED",
+        "{purged}"
+    );
+    // The mutation answered after the slug was released: a new tenant can take it at once.
+    let reborn = create(&api, &operator, "gone", "new@gone.eu", None).await;
+    assert_ne!(reborn["id"], t);
+    let by_slug = api
+        .post(
+            Some(&operator),
+            "{ tenant(slug: \"gone\") { id status } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(by_slug["data"]["tenant"]["id"], reborn["id"], "{by_slug}");
+    assert_eq!(by_slug["data"]["tenant"]["status"], "PENDING_PROVISIONING");
+    // The purged tenant's settings are gone with it.
+    let settings = api
+        .post(
+            Some(&operator),
+            "query($t: ID!) { tenant(id: $t) { billingInfo { company } } }",
+            json!({"t": t}),
+        )
+        .await;
+    assert_eq!(code(&settings), Some("NOT_FOUND"), "{settings}");
+}
+
+#[tokio::test]
+async fn a_purged_tenants_slug_is_free_again_and_only_operators_purge_on_sqlite() {
+    a_purged_tenants_slug_is_free_again_and_only_operators_purge(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_purged_tenants_slug_is_free_again_and_only_operators_purge_on_postgres() {
+    a_purged_tenants_slug_is_free_again_and_only_operators_purge(Backend::Postgres).await;
+}
+
+async fn the_platform_flag_moves_atomically_and_only_operators_move_it(backend: Backend) {
+    let api = start(backend).await;
+    let operator = api.operator();
+    let a = create(&api, &operator, "platform-a", "ada@a.eu", None).await;
+    let b = create(&api, &operator, "platform-b", "bob@b.eu", None).await;
+    let set = "mutation($t: ID!) { setPlatformTenant(tenantId: $t) { isPlatformTenant } }";
+    // A tenant admin cannot make their own tenant the platform tenant.
+    let own = api
+        .post(Some(&api.user("ada@a.eu")), set, json!({"t": a["id"]}))
+        .await;
+    assert_eq!(code(&own), Some("FORBIDDEN"), "{own}");
+    for (holder, other) in [(&a, &b), (&b, &a)] {
+        let moved = api
+            .post(Some(&operator), set, json!({"t": holder["id"]}))
+            .await;
+        assert_eq!(
+            moved["data"]["setPlatformTenant"]["isPlatformTenant"], true,
+            "{moved}"
+        );
+        let flags = api
+            .post(
+                Some(&operator),
+                "{ tenants(first: 10) { nodes { slug isPlatformTenant } } }",
+                json!({}),
+            )
+            .await;
+        let holders: Vec<&Value> = flags["data"]["tenants"]["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .filter(|n| n["isPlatformTenant"] == true)
+            .map(|n| &n["slug"])
+            .collect();
+        assert_eq!(
+            holders,
+            [&holder["slug"]],
+            "exactly one holder, not {}",
+            other["slug"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_platform_flag_moves_atomically_and_only_operators_move_it_on_sqlite() {
+    the_platform_flag_moves_atomically_and_only_operators_move_it(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_platform_flag_moves_atomically_and_only_operators_move_it_on_postgres() {
+    the_platform_flag_moves_atomically_and_only_operators_move_it(Backend::Postgres).await;
+}
+
+async fn admins_manage_sessions_and_members_link_only_themselves(backend: Backend) {
+    let api = start(backend).await;
+    let tenant = create(&api, &api.operator(), "sessions", "ada@sessions.eu", None).await;
+    let t = tenant["id"].clone();
+    let ada = member_id(&tenant, "ada@sessions.eu");
+    let admin = api.user("ada@sessions.eu");
+    let added = add_member(&api, &admin, t.as_str().expect("id"), "bob@sessions.eu").await;
+    let bob = member_id(&added["data"]["addMember"], "bob@sessions.eu");
+    let invited = api
+        .post(
+            Some(&admin),
+            "mutation($t: ID!) { inviteAdmin(input: {tenantId: $t, email: \"cfo@outside.eu\", displayName: \"CFO\"}) { members { email role hasMailbox } } }",
+            json!({"t": t}),
+        )
+        .await;
+    assert!(
+        invited["data"]["inviteAdmin"]["members"]
+            .as_array()
+            .expect("members")
+            .contains(&json!({"email": "cfo@outside.eu", "role": "ADMIN", "hasMailbox": false})),
+        "{invited}"
+    );
+    for mutation in ["forceLogout", "resetPassword"] {
+        let query = format!(
+            "mutation($t: ID!, $m: ID!) {{ {mutation}(tenantId: $t, memberId: $m) {{ id }} }}"
+        );
+        let done = api
+            .post(Some(&admin), &query, json!({"t": t, "m": bob}))
+            .await;
+        assert_eq!(done["errors"], Value::Null, "{mutation}: {done}");
+        // A member cannot do it to an admin.
+        let member = api
+            .post(
+                Some(&api.user("bob@sessions.eu")),
+                &query,
+                json!({"t": t, "m": ada}),
+            )
+            .await;
+        assert_eq!(
+            code(&member),
+            Some("FORBIDDEN"),
+            "{mutation} by a member: {member}"
+        );
+    }
+    // Logging oneself out by force is refused (sign out instead).
+    let own = api
+        .post(
+            Some(&admin),
+            "mutation($t: ID!, $m: ID!) { forceLogout(tenantId: $t, memberId: $m) { id } }",
+            json!({"t": t, "m": ada}),
+        )
+        .await;
+    assert_eq!(code(&own), Some("FORBIDDEN"), "{own}");
+    let timeline = api
+        .post(
+            Some(&admin),
+            "query($t: ID!) { tenant(id: $t) { auditTimeline(first: 10, action: \"MemberLogoutRequested\") { totalCount } } }",
+            json!({"t": t}),
+        )
+        .await;
+    assert_eq!(
+        timeline["data"]["tenant"]["auditTimeline"]["totalCount"], 1,
+        "{timeline}"
+    );
+    // A member links their own account to their own subject, and no other.
+    let bob_token = api.user("bob@sessions.eu");
+    let link = "mutation($t: ID!, $m: ID!, $s: String!) { linkMemberSubject(tenantId: $t, memberId: $m, subject: $s) { id } }";
+    let foreign = api
+        .post(
+            Some(&bob_token),
+            link,
+            json!({"t": t, "m": bob, "s": "someone-else"}),
+        )
+        .await;
+    assert_eq!(code(&foreign), Some("FORBIDDEN"), "{foreign}");
+    let linked = api
+        .post(
+            Some(&bob_token),
+            link,
+            json!({"t": t, "m": bob, "s": "sub-bob@sessions.eu"}),
+        )
+        .await;
+    assert_eq!(linked["errors"], Value::Null, "{linked}");
+}
+
+#[tokio::test]
+async fn admins_manage_sessions_and_members_link_only_themselves_on_sqlite() {
+    admins_manage_sessions_and_members_link_only_themselves(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn admins_manage_sessions_and_members_link_only_themselves_on_postgres() {
+    admins_manage_sessions_and_members_link_only_themselves(Backend::Postgres).await;
 }

@@ -11,7 +11,7 @@ use dezky_commands::store::Db;
 use dezky_commands::{Ledger, LedgerRepository};
 use dezky_domain::tenant::{
     platform_flag_upcasters, slug_claim_upcasters, tenant_upcasters, BillingInfoPatch,
-    CommandContext, CreateTenant, MemberStatus, MfaMode, NewMember, PlatformFlag,
+    BrandingPatch, CommandContext, CreateTenant, MemberStatus, MfaMode, NewMember, PlatformFlag,
     PlatformFlagCommand, Principal, Role, SecurityPolicy, SecurityPolicyPatch, SlugClaim,
     SlugClaimCommand, Tenant, TenantAction, TenantCommand, TenantError, TenantEvent, TenantStatus,
     PLATFORM_FLAG_ID,
@@ -21,6 +21,7 @@ use dezky_projections::audit::{
     audit_csv, audit_timeline, csv, AuditEntry, AuditFilter, AuditOutcome, AuditTimeline,
     FieldDiff, CSV_HEADER,
 };
+use dezky_projections::settings::{all_settings, tenant_settings, TenantSettings};
 use dezky_projections::tenants::{
     list_tenants, member_role, tenant_by_slug, tenant_detail, tenants_of_partner, MemberRow,
     PageRequest, QueryError, TenantDirectory, TenantFilter, TenantRow, TenantSort, TenantSortField,
@@ -85,6 +86,7 @@ struct World {
     slugs: Cqrs<SlugClaim>,
     directory: ProjectionRunner<TenantDirectory>,
     audit: ProjectionRunner<AuditTimeline>,
+    settings: ProjectionRunner<TenantSettings>,
 }
 
 impl World {
@@ -97,6 +99,7 @@ impl World {
             slugs: CqrsFramework::new(store(&ledger, slug_claim_upcasters()), vec![], ()),
             directory: ProjectionRunner::new(ledger.clone(), TenantDirectory::new()).await?,
             audit: ProjectionRunner::new(ledger.clone(), AuditTimeline::new()).await?,
+            settings: ProjectionRunner::new(ledger.clone(), TenantSettings::new()).await?,
             ledger,
             _db: db,
         })
@@ -109,6 +112,7 @@ impl World {
     async fn catch_up(&self) -> anyhow::Result<()> {
         self.directory.catch_up().await?;
         self.audit.catch_up().await?;
+        self.settings.catch_up().await?;
         Ok(())
     }
 
@@ -1669,6 +1673,15 @@ impl Sim {
                 contact_email: Some(self.rng.pick(&["", "billing@sim.example"]).to_string()),
                 ..BillingInfoPatch::default()
             }),
+            8 if self.rng.below(2) == 0 => TenantAction::UpdateBranding(BrandingPatch {
+                product_name: Some(self.rng.pick(&["Acme Work", "", "Nordlys"]).to_string()),
+                accent_colour: Some(
+                    self.rng
+                        .pick(&["#1d4ed8", "#FFCC00", "", "#000000"])
+                        .to_string(),
+                ),
+                ..BrandingPatch::default()
+            }),
             8 => TenantAction::UpdateSecurityPolicy(SecurityPolicyPatch {
                 mfa_mode: Some(*self.rng.pick(&[
                     MfaMode::Off,
@@ -1835,6 +1848,25 @@ async fn directory_agrees_with_the_aggregates(
         assert_eq!(row.member_count as usize, members.len(), "seed {seed}");
         let admins = members.values().filter(|m| m.0 == Role::Admin).count();
         assert_eq!(row.admin_count as usize, admins, "seed {seed}");
+        let settings = tenant_settings(world.db(), tenant_id).await?;
+        if status == TenantStatus::Purged {
+            assert_eq!(settings, None, "{tenant_id}, seed {seed}");
+        } else {
+            let settings = settings.expect("settings for every live tenant");
+            assert_eq!(
+                (
+                    &settings.billing,
+                    &settings.branding,
+                    &settings.security_policy
+                ),
+                (
+                    &aggregate.billing,
+                    &aggregate.branding,
+                    &aggregate.security_policy
+                ),
+                "{tenant_id}, seed {seed}"
+            );
+        }
     }
     Ok(())
 }
@@ -1859,8 +1891,23 @@ async fn a_live_read_model_equals_one_rebuilt_from_the_ledger(
         ProjectionRunner::new(world.ledger.clone(), TenantDirectory::with_version(2)).await?;
     let rebuilt_audit =
         ProjectionRunner::new(world.ledger.clone(), AuditTimeline::with_version(2)).await?;
+    let rebuilt_settings =
+        ProjectionRunner::new(world.ledger.clone(), TenantSettings::with_version(2)).await?;
     rebuilt_directory.catch_up().await?;
     rebuilt_audit.catch_up().await?;
+    rebuilt_settings.catch_up().await?;
+    let live_settings = all_settings(world.db(), TenantSettings::VERSION).await?;
+    assert_eq!(
+        live_settings,
+        all_settings(world.db(), 2).await?,
+        "settings, seed {seed}"
+    );
+    assert!(
+        live_settings
+            .iter()
+            .any(|row| row.billing.company.is_some() || row.branding.product_name.is_some()),
+        "the simulation changed some settings, seed {seed}"
+    );
 
     let live = TenantDirectory::new().contents(world.db()).await?;
     let rebuilt = TenantDirectory::with_version(2)

@@ -95,6 +95,21 @@ pub fn may_read_tenant(_standing: Standing) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Reading a tenant's billing details and security policy: operators, the owning partner,
+/// tenant admins (members see neither: billing contacts and network rules are the admins').
+pub fn may_read_settings(standing: Standing) -> Result<(), ApiError> {
+    may_read_audit(standing)
+}
+
+/// Moving the platform flag: operators only (a tenant admin can never make their own tenant
+/// the platform tenant; the aggregate checks the same).
+pub fn may_assign_platform_tenant(standing: Standing) -> Result<(), ApiError> {
+    match standing {
+        Standing::Operator => Ok(()),
+        _ => Err(ApiError::forbidden()),
+    }
+}
+
 /// Reading a tenant's audit timeline: operators, the owning partner, tenant admins.
 pub fn may_read_audit(standing: Standing) -> Result<(), ApiError> {
     match standing {

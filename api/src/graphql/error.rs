@@ -1,7 +1,7 @@
 //! The one API error type: every failure a client can see, with a stable `extensions.code`.
 
 use async_graphql::ErrorExtensions;
-use dezky_domain::tenant::{SlugClaimError, TenantError};
+use dezky_domain::tenant::{PlatformFlagError, SlugClaimError, TenantError};
 use dezky_projections::tenants::QueryError;
 
 /// Stable error codes, the contract with the portals.
@@ -123,6 +123,16 @@ impl From<SlugClaimError> for ApiError {
             _ => error.to_string(),
         };
         ApiError::new(code, message)
+    }
+}
+
+impl From<PlatformFlagError> for ApiError {
+    fn from(error: PlatformFlagError) -> Self {
+        let code = match error {
+            PlatformFlagError::NotPlatformAdmin => Code::Forbidden,
+            _ => Code::Validation,
+        };
+        ApiError::new(code, error.to_string())
     }
 }
 

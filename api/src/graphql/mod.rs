@@ -3,6 +3,7 @@
 pub mod authz;
 pub mod error;
 pub mod schema;
+pub mod settings;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +18,9 @@ use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::CqrsFramework;
 use dezky_adapters::oidc::OidcVerifier;
 use dezky_commands::{Ledger, LedgerRepository};
-use dezky_domain::tenant::{tenant_upcasters, SlugClaim, Tenant};
+use dezky_domain::tenant::{
+    platform_flag_upcasters, tenant_upcasters, PlatformFlag, SlugClaim, Tenant,
+};
 use dezky_domain::{Actor, EventMetadata};
 use tokio::sync::watch;
 
@@ -65,6 +68,8 @@ pub struct ApiContext {
     pub tenants: Arc<Cqrs<Tenant>>,
     /// Slug claims.
     pub slugs: Arc<Cqrs<SlugClaim>>,
+    /// The platform flag.
+    pub platform_flag: Arc<Cqrs<PlatformFlag>>,
     /// Time for command contexts.
     pub clock: Clock,
     /// New ids.
@@ -91,6 +96,7 @@ impl ApiContext {
         Self {
             tenants: framework(&ledger, tenant_upcasters()),
             slugs: framework(&ledger, vec![]),
+            platform_flag: framework(&ledger, platform_flag_upcasters()),
             ledger,
             clock: Clock,
             ids: Ids,
@@ -131,7 +137,7 @@ impl ApiContext {
 
 /// Builds the schema with its limits.
 pub fn build_schema(context: ApiContext) -> DezkySchema {
-    Schema::build(Query, Mutation, EmptySubscription)
+    Schema::build(Query, Mutation::default(), EmptySubscription)
         .data(context)
         .limit_depth(MAX_QUERY_DEPTH)
         .limit_complexity(MAX_QUERY_COMPLEXITY)
@@ -140,7 +146,7 @@ pub fn build_schema(context: ApiContext) -> DezkySchema {
 
 /// The SDL, as committed in `api/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Query, Mutation, EmptySubscription)
+    Schema::build(Query, Mutation::default(), EmptySubscription)
         .finish()
         .sdl()
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use async_graphql::{Context, Enum, InputObject, Json, Object, SimpleObject, ID};
+use async_graphql::{Context, Enum, InputObject, Json, MergedObject, Object, SimpleObject, ID};
 use dezky_domain::tenant::{
     CommandContext, CreateTenant, MemberStatus, NewMember, Role, Slug, SlugClaimCommand,
     TenantAction, TenantCommand, TenantError, TenantStatus,
@@ -15,6 +15,7 @@ use dezky_projections::tenants::{
 
 use super::authz::{self, Authentication};
 use super::error::{from_aggregate, ApiError, Code};
+use super::settings::{BillingInfoGql, BrandingGql, SecurityPolicyGql, SettingsMutation};
 use super::ApiContext;
 
 /// How long a mutation waits for its effect to reach the read models.
@@ -24,11 +25,11 @@ const DEFAULT_PAGE: i32 = 20;
 
 type Result<T> = std::result::Result<T, async_graphql::Error>;
 
-fn api<'a>(ctx: &Context<'a>) -> &'a ApiContext {
+pub(super) fn api<'a>(ctx: &Context<'a>) -> &'a ApiContext {
     ctx.data_unchecked::<ApiContext>()
 }
 
-fn auth<'a>(ctx: &Context<'a>) -> &'a Authentication {
+pub(super) fn auth<'a>(ctx: &Context<'a>) -> &'a Authentication {
     ctx.data_unchecked::<Authentication>()
 }
 
@@ -92,6 +93,23 @@ pub enum TenantSortFieldGql {
 /// A workspace.
 pub struct Tenant(TenantRow);
 
+impl Tenant {
+    /// Wraps a directory row.
+    pub(super) fn from_row(row: TenantRow) -> Self {
+        Self(row)
+    }
+
+    /// The directory row.
+    pub(super) fn row(&self) -> &TenantRow {
+        &self.0
+    }
+
+    /// The tenant id.
+    pub(super) fn id_str(&self) -> &str {
+        &self.0.id
+    }
+}
+
 #[Object]
 impl Tenant {
     async fn id(&self) -> ID {
@@ -138,6 +156,18 @@ impl Tenant {
         Ok(detail
             .map(|d| d.members.into_iter().map(Member).collect())
             .unwrap_or_default())
+    }
+    /// Billing details (operators, the owning partner, tenant admins).
+    async fn billing_info(&self, ctx: &Context<'_>) -> Result<BillingInfoGql> {
+        Ok(self.billing_info_field(ctx).await?)
+    }
+    /// Branding (anyone who may see the tenant).
+    async fn branding(&self, ctx: &Context<'_>) -> Result<BrandingGql> {
+        Ok(self.branding_field(ctx).await?)
+    }
+    /// The security policy (operators, the owning partner, tenant admins).
+    async fn security_policy(&self, ctx: &Context<'_>) -> Result<SecurityPolicyGql> {
+        Ok(self.security_policy_field(ctx).await?)
     }
     /// The tenant's audit timeline, newest first (operators, the owning partner, tenant admins).
     #[allow(clippy::too_many_arguments)]
@@ -358,7 +388,7 @@ impl Query {
 }
 
 /// Looks a tenant up; a caller without standing gets `FORBIDDEN` whether it exists or not.
-async fn find_tenant(
+pub(super) async fn find_tenant(
     ctx: &Context<'_>,
     id: Option<&str>,
     slug: Option<&str>,
@@ -423,42 +453,53 @@ pub struct AddMemberInput {
     pub role: RoleGql,
 }
 
-/// Mutations: one per command.
-pub struct Mutation;
+/// How long a mutation waits for its effect to reach the read models.
+pub(super) fn read_your_writes_timeout() -> Duration {
+    Duration::from_millis(READ_YOUR_WRITES_TIMEOUT_MS)
+}
 
-impl Mutation {
-    /// Checks the caller's standing towards the tenant, runs the command, waits until the
-    /// read models show it, and returns the tenant as they now show it.
-    async fn tenant_command(
-        &self,
-        ctx: &Context<'_>,
-        tenant_id: &str,
-        action: TenantAction,
-    ) -> std::result::Result<Tenant, ApiError> {
-        let viewer = auth(ctx).viewer()?;
-        let api = api(ctx);
-        let row = find_tenant(ctx, Some(tenant_id), None).await?;
-        authz::standing(api.ledger.db(), viewer, &row).await?;
-        let command = TenantCommand {
-            ctx: CommandContext {
-                principal: viewer.principal(),
-                now: api.clock.now(),
-            },
-            action,
-        };
-        api.tenants
-            .execute_with_metadata(tenant_id, command, api.metadata(viewer, tenant_id))
-            .await
-            .map_err(from_aggregate)?;
-        api.read_your_writes(Duration::from_millis(READ_YOUR_WRITES_TIMEOUT_MS))
-            .await;
-        let row = find_tenant(ctx, Some(tenant_id), None).await?;
-        Ok(Tenant(row))
+/// The command context of a request: the caller and the time.
+pub(super) fn command_context(ctx: &Context<'_>, viewer: &authz::Viewer) -> CommandContext {
+    CommandContext {
+        principal: viewer.principal(),
+        now: api(ctx).clock.now(),
     }
 }
 
+/// Checks the caller's standing towards the tenant, runs the command, waits until the read
+/// models show it, and returns the tenant as they now show it.
+pub(super) async fn run_tenant_command(
+    ctx: &Context<'_>,
+    tenant_id: &str,
+    action: TenantAction,
+) -> std::result::Result<Tenant, ApiError> {
+    let viewer = auth(ctx).viewer()?;
+    let api = api(ctx);
+    let row = find_tenant(ctx, Some(tenant_id), None).await?;
+    authz::standing(api.ledger.db(), viewer, &row).await?;
+    let command = TenantCommand {
+        ctx: command_context(ctx, viewer),
+        action,
+    };
+    api.tenants
+        .execute_with_metadata(tenant_id, command, api.metadata(viewer, tenant_id))
+        .await
+        .map_err(from_aggregate)?;
+    api.read_your_writes(read_your_writes_timeout()).await;
+    let row = find_tenant(ctx, Some(tenant_id), None).await?;
+    Ok(Tenant(row))
+}
+
+/// Mutations: one per command.
+#[derive(MergedObject, Default)]
+pub struct Mutation(TenantMutation, SettingsMutation);
+
+/// Mutations on a tenant's lifecycle and members.
+#[derive(Default)]
+pub struct TenantMutation;
+
 #[Object]
-impl Mutation {
+impl TenantMutation {
     /// Creates a workspace with its first admin (operators; partner staff for themselves).
     async fn create_tenant(&self, ctx: &Context<'_>, input: CreateTenantInput) -> Result<Tenant> {
         let viewer = auth(ctx).viewer()?;
@@ -548,7 +589,7 @@ impl Mutation {
             },
             role: input.role.into(),
         };
-        Ok(self.tenant_command(ctx, &input.tenant_id, action).await?)
+        Ok(run_tenant_command(ctx, &input.tenant_id, action).await?)
     }
 
     /// Changes a member's role in one tenant.
@@ -563,7 +604,7 @@ impl Mutation {
             member_id: member_id.0,
             role: role.into(),
         };
-        Ok(self.tenant_command(ctx, &tenant_id, action).await?)
+        Ok(run_tenant_command(ctx, &tenant_id, action).await?)
     }
 
     /// Makes an active member the owner.
@@ -576,7 +617,7 @@ impl Mutation {
         let action = TenantAction::TransferOwnership {
             member_id: member_id.0,
         };
-        Ok(self.tenant_command(ctx, &tenant_id, action).await?)
+        Ok(run_tenant_command(ctx, &tenant_id, action).await?)
     }
 
     /// Suspends a member.
@@ -589,7 +630,7 @@ impl Mutation {
         let action = TenantAction::SuspendMember {
             member_id: member_id.0,
         };
-        Ok(self.tenant_command(ctx, &tenant_id, action).await?)
+        Ok(run_tenant_command(ctx, &tenant_id, action).await?)
     }
 
     /// Resumes a suspended member.
@@ -602,7 +643,7 @@ impl Mutation {
         let action = TenantAction::ResumeMember {
             member_id: member_id.0,
         };
-        Ok(self.tenant_command(ctx, &tenant_id, action).await?)
+        Ok(run_tenant_command(ctx, &tenant_id, action).await?)
     }
 
     /// Removes a member.
@@ -615,27 +656,21 @@ impl Mutation {
         let action = TenantAction::RemoveMember {
             member_id: member_id.0,
         };
-        Ok(self.tenant_command(ctx, &tenant_id, action).await?)
+        Ok(run_tenant_command(ctx, &tenant_id, action).await?)
     }
 
     /// Suspends a tenant (operators, the owning partner).
     async fn suspend_tenant(&self, ctx: &Context<'_>, tenant_id: ID) -> Result<Tenant> {
-        Ok(self
-            .tenant_command(ctx, &tenant_id, TenantAction::Suspend)
-            .await?)
+        Ok(run_tenant_command(ctx, &tenant_id, TenantAction::Suspend).await?)
     }
 
     /// Resumes a suspended tenant (operators, the owning partner).
     async fn resume_tenant(&self, ctx: &Context<'_>, tenant_id: ID) -> Result<Tenant> {
-        Ok(self
-            .tenant_command(ctx, &tenant_id, TenantAction::Resume)
-            .await?)
+        Ok(run_tenant_command(ctx, &tenant_id, TenantAction::Resume).await?)
     }
 
     /// Soft-deletes a tenant (operators, the owning partner).
     async fn soft_delete_tenant(&self, ctx: &Context<'_>, tenant_id: ID) -> Result<Tenant> {
-        Ok(self
-            .tenant_command(ctx, &tenant_id, TenantAction::SoftDelete)
-            .await?)
+        Ok(run_tenant_command(ctx, &tenant_id, TenantAction::SoftDelete).await?)
     }
 }
