@@ -11,6 +11,7 @@ pub mod demo;
 pub mod dev;
 pub mod graphql;
 pub mod metrics;
+pub mod processors;
 pub mod progress;
 pub mod serve;
 pub mod settings;

@@ -21,9 +21,6 @@ use crate::graphql::{build_schema, routes, ApiContext, TokenCheck};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use dezky_adapters::oidc::{OidcConfig, OidcVerifier};
-use dezky_projections::audit::AuditTimeline;
-use dezky_projections::tenants::TenantDirectory;
-use dezky_projections::ProjectionRunner;
 
 /// Path where the ledger's trusted public keys are published for auditors.
 pub const LEDGER_KEYS_PATH: &str = "/.well-known/dezky/ledger-keys";
@@ -230,26 +227,20 @@ pub async fn bind(
     let ledger = Ledger::open(&settings.ledger_options()).await?;
     // Processors.
     let (stop, shutdown) = watch::channel(false);
-    let directory = ProjectionRunner::new(ledger.clone(), TenantDirectory::new()).await?;
-    let audit = ProjectionRunner::new(ledger.clone(), AuditTimeline::new()).await?;
-    let read_models = vec![
-        (TenantDirectory::NAME, directory.position()),
-        (AuditTimeline::NAME, audit.position()),
-    ];
-    let processors = vec![
-        tokio::spawn(directory.run(shutdown.clone())),
-        tokio::spawn(audit.run(shutdown.clone())),
-        tokio::spawn(run_checkpointer(
-            ledger.clone(),
-            key,
-            settings.origin.clone(),
-            CheckpointSchedule {
-                interval: Duration::from_secs(args.checkpoint_interval_secs.max(1)),
-                every_events: args.checkpoint_every_events.max(1),
-            },
-            shutdown.clone(),
-        )),
-    ];
+    let started = crate::processors::start(&ledger, &shutdown).await?;
+    let positions = started.positions();
+    let read_models = started.read_models;
+    let mut processors = started.handles;
+    processors.extend([tokio::spawn(run_checkpointer(
+        ledger.clone(),
+        key,
+        settings.origin.clone(),
+        CheckpointSchedule {
+            interval: Duration::from_secs(args.checkpoint_interval_secs.max(1)),
+            every_events: args.checkpoint_every_events.max(1),
+        },
+        shutdown.clone(),
+    ))]);
     // Server.
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let address = listener.local_addr()?;
@@ -271,10 +262,7 @@ pub async fn bind(
         args.platform_admin_group.clone(),
         args.partner_claim.clone(),
     );
-    let schema = build_schema(ApiContext::new(
-        ledger.clone(),
-        read_models.iter().map(|(_, p)| p.clone()).collect(),
-    ));
+    let schema = build_schema(ApiContext::new(ledger.clone(), positions));
     let state = AppState {
         ledger: ledger.clone(),
         ledger_keys: Arc::from(trusted.lines().join("\n") + "\n"),

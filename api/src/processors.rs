@@ -1,0 +1,64 @@
+//! The processors a server runs beside its API: every projection runner and every process
+//! manager, started in one place so `dezky serve` and the test harnesses run the same set.
+
+use dezky_commands::process::slug_release::SlugRelease;
+use dezky_commands::process::ProcessRunner;
+use dezky_commands::Ledger;
+use dezky_projections::audit::AuditTimeline;
+use dezky_projections::settings::TenantSettings;
+use dezky_projections::tenants::TenantDirectory;
+use dezky_projections::ProjectionRunner;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Running processors.
+pub struct Processors {
+    /// Each read model's name and the position it has folded up to (readiness, lag metrics).
+    pub read_models: Vec<(&'static str, watch::Receiver<u64>)>,
+    /// Each process manager's position.
+    pub processes: Vec<(&'static str, watch::Receiver<u64>)>,
+    /// The tasks, to await on shutdown.
+    pub handles: Vec<JoinHandle<()>>,
+}
+
+impl Processors {
+    /// What a mutation waits for before answering (for [`crate::graphql::ApiContext::new`]):
+    /// every read model, and every process manager, so that a purge's answer comes after its
+    /// slug is free again.
+    pub fn positions(&self) -> Vec<watch::Receiver<u64>> {
+        self.read_models
+            .iter()
+            .chain(&self.processes)
+            .map(|(_, p)| p.clone())
+            .collect()
+    }
+}
+
+/// Creates every read model's tables if missing and starts its runner and every process
+/// manager on `ledger`, until `shutdown` turns true.
+pub async fn start(
+    ledger: &Ledger,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<Processors> {
+    let directory = ProjectionRunner::new(ledger.clone(), TenantDirectory::new()).await?;
+    let audit = ProjectionRunner::new(ledger.clone(), AuditTimeline::new()).await?;
+    let settings = ProjectionRunner::new(ledger.clone(), TenantSettings::new()).await?;
+    let slug_release = ProcessRunner::new(ledger.clone(), SlugRelease::new(ledger)).await?;
+    let read_models = vec![
+        (TenantDirectory::NAME, directory.position()),
+        (AuditTimeline::NAME, audit.position()),
+        (TenantSettings::NAME, settings.position()),
+    ];
+    let processes = vec![("slug_release", slug_release.position())];
+    let handles = vec![
+        tokio::spawn(directory.run(shutdown.clone())),
+        tokio::spawn(audit.run(shutdown.clone())),
+        tokio::spawn(settings.run(shutdown.clone())),
+        tokio::spawn(slug_release.run(shutdown.clone())),
+    ];
+    Ok(Processors {
+        read_models,
+        processes,
+        handles,
+    })
+}
