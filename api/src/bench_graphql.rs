@@ -49,19 +49,20 @@ pub struct GraphqlArgs {
     /// Members added (through `addMember`) to each seeded tenant besides its owner.
     #[arg(long, default_value_t = 4)]
     pub members: u32,
-    /// Tenant-detail queries per second.
-    #[arg(long, default_value_t = 1_000)]
-    pub rate: u32,
-    /// Seconds of tenant-detail queries.
+    /// Tenant-detail queries per second; several comma-separated rates are run in turn,
+    /// stopping at the first whose p99 misses the target.
+    #[arg(long = "rate", value_delimiter = ',', default_value = "1000")]
+    pub rates: Vec<u32>,
+    /// Seconds at each query rate.
     #[arg(long, default_value_t = 20)]
     pub seconds: u32,
-    /// Seconds of unrecorded queries at `--rate` before the measured run (connections,
-    /// prepared statements and caches warm up).
+    /// Seconds of unrecorded queries at the first `--rate` before the measured runs
+    /// (connections, prepared statements and caches warm up).
     #[arg(long, default_value_t = 2)]
     pub warmup_seconds: u32,
     /// `createTenant` rates to step through, per second, comma-separated; the steps stop at
-    /// the first rate whose p99 misses the target. Empty to skip mutations.
-    #[arg(long, value_delimiter = ',', default_value = "10,25,50,100,200")]
+    /// the first rate whose p99 misses the target. Given without a value, no mutations run.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "10,25,50,100,200")]
     pub mutation_rates: Vec<u32>,
     /// Seconds at each `createTenant` rate.
     #[arg(long, default_value_t = 10)]
@@ -207,8 +208,11 @@ impl Drop for ScratchDir {
 
 /// `dezky bench graphql`.
 pub async fn run(settings: &Settings, args: GraphqlArgs) -> anyhow::Result<ExitCode> {
-    if args.tenants == 0 || args.rate == 0 || args.seconds == 0 || args.max_in_flight == 0 {
-        bail!("--tenants, --rate, --seconds and --max-in-flight must be at least 1");
+    if args.tenants == 0 || args.seconds == 0 || args.max_in_flight == 0 {
+        bail!("--tenants, --seconds and --max-in-flight must be at least 1");
+    }
+    if args.rates.is_empty() || args.rates.contains(&0) {
+        bail!("--rate needs one or more rates, each at least 1");
     }
     if args.mutation_rates.contains(&0) || args.mutation_seconds == 0 {
         bail!("--mutation-rates and --mutation-seconds must be at least 1");
@@ -235,7 +239,7 @@ pub async fn run(settings: &Settings, args: GraphqlArgs) -> anyhow::Result<ExitC
             bail!("bench graphql needs a sqlite: or postgres:// database URL")
         };
     println!("{} (at end)", machine_line());
-    println!("{}", report.summary(&backend_line, &args));
+    println!("{}", report.summary(&backend_line));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -314,47 +318,44 @@ async fn on_sqlite(
 
 /// Every figure of one bench run.
 pub struct Report {
-    /// The measured tenant-detail queries.
-    pub query: Outcome,
+    /// Each measured tenant-detail query step: its rate and outcome.
+    pub queries: Vec<(u32, Outcome)>,
     /// Each `createTenant` step: its rate and outcome.
     pub mutations: Vec<(u32, Outcome)>,
 }
 
-impl Report {
-    fn summary(&self, backend_line: &str, args: &GraphqlArgs) -> String {
-        let query = format!(
-            "tenant query at {}/s: p99 {:.2} ms, {} errors (target < {TARGET_P99_MS} ms: {})",
-            args.rate,
-            self.query.ms(0.99),
-            self.query.errors,
-            if self.query.met() { "met" } else { "MISSED" },
-        );
-        let best = self
-            .mutations
-            .iter()
-            .take_while(|(_, outcome)| outcome.met())
-            .last();
-        let mutations = match (best, self.mutations.iter().find(|(_, o)| !o.met())) {
-            _ if self.mutations.is_empty() => "createTenant not measured".to_owned(),
-            (Some((rate, outcome)), None) => format!(
-                "createTenant p99 < {TARGET_P99_MS} ms at every rate tried, up to {rate}/s (p99 {:.2} ms)",
-                outcome.ms(0.99)
-            ),
-            (Some((rate, outcome)), Some((missed, missed_outcome))) => format!(
-                "createTenant p99 < {TARGET_P99_MS} ms up to {rate}/s (p99 {:.2} ms), missed at {missed}/s (p99 {:.2} ms)",
-                outcome.ms(0.99),
-                missed_outcome.ms(0.99)
-            ),
-            (None, Some((missed, missed_outcome))) => format!(
-                "createTenant missed p99 < {TARGET_P99_MS} ms already at {missed}/s (p99 {:.2} ms, {} errors)",
-                missed_outcome.ms(0.99),
-                missed_outcome.errors
-            ),
-            (None, None) => "createTenant not measured".to_owned(),
-        };
+/// What a series of rate steps says about the target, in one clause.
+fn steps_summary(name: &str, steps: &[(u32, Outcome)]) -> String {
+    let best = steps.iter().take_while(|(_, outcome)| outcome.met()).last();
+    let missed = steps.iter().find(|(_, outcome)| !outcome.met());
+    let best = best.map(|(rate, outcome)| {
         format!(
-            "summary ({backend_line}, {} cores): {query}; {mutations}",
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            "{name} p99 < {TARGET_P99_MS} ms up to {rate}/s (p99 {:.2} ms)",
+            outcome.ms(0.99)
+        )
+    });
+    let missed = missed.map(|(rate, outcome)| {
+        format!(
+            "at {rate}/s p99 {:.2} ms, {} errors: MISSED",
+            outcome.ms(0.99),
+            outcome.errors
+        )
+    });
+    match (best, missed) {
+        (None, None) => format!("{name} not measured"),
+        (Some(best), None) => format!("{best}: met at every rate tried"),
+        (Some(best), Some(missed)) => format!("{best}; {missed}"),
+        (None, Some(missed)) => format!("{name} {missed}"),
+    }
+}
+
+impl Report {
+    fn summary(&self, backend_line: &str) -> String {
+        format!(
+            "summary ({backend_line}, {} cores): {}; {}",
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            steps_summary("tenant query", &self.queries),
+            steps_summary("createTenant", &self.mutations),
         )
     }
 }
@@ -572,8 +573,9 @@ async fn generate(
     };
 
     if args.warmup_seconds > 0 {
+        let rate = args.rates[0];
         let warm = open_loop(
-            args.rate,
+            rate,
             args.warmup_seconds,
             args.max_in_flight,
             &cancelled,
@@ -582,21 +584,20 @@ async fn generate(
         .await?;
         println!(
             "{}",
-            warm.describe("warm-up (not judged)", args.rate, args.warmup_seconds)
+            warm.describe("warm-up (not judged)", rate, args.warmup_seconds)
         );
     }
-    let measured = open_loop(
-        args.rate,
-        args.seconds,
-        args.max_in_flight,
-        &cancelled,
-        query,
-    )
-    .await?;
-    println!(
-        "{}",
-        measured.describe("tenant query", args.rate, args.seconds)
-    );
+    let mut queries = Vec::new();
+    for &rate in &args.rates {
+        let outcome = open_loop(rate, args.seconds, args.max_in_flight, &cancelled, query).await?;
+        println!("{}", outcome.describe("tenant query", rate, args.seconds));
+        let met = outcome.met();
+        queries.push((rate, outcome));
+        if !met {
+            // Higher rates only queue deeper behind a server that is already late.
+            break;
+        }
+    }
 
     let mut mutations = Vec::new();
     for (step, &rate) in args.mutation_rates.iter().enumerate() {
@@ -624,10 +625,7 @@ async fn generate(
             break;
         }
     }
-    Ok(Report {
-        query: measured,
-        mutations,
-    })
+    Ok(Report { queries, mutations })
 }
 
 /// What the requests of one run share while it is under way.
