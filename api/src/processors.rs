@@ -5,9 +5,9 @@ use dezky_commands::process::slug_release::SlugRelease;
 use dezky_commands::process::ProcessRunner;
 use dezky_commands::Ledger;
 use dezky_projections::audit::AuditTimeline;
+use dezky_projections::host::{holder_id, ProjectionHost};
 use dezky_projections::settings::TenantSettings;
 use dezky_projections::tenants::TenantDirectory;
-use dezky_projections::ProjectionRunner;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -34,15 +34,25 @@ impl Processors {
     }
 }
 
-/// Creates every read model's tables if missing and starts its runner and every process
-/// manager on `ledger`, until `shutdown` turns true.
+/// Starts a host for every projection (each folds in whichever process holds its lease, and
+/// rebuilds beside the live build when its schema version changed or an operator asked) and
+/// every process manager on `ledger`, until `shutdown` turns true. Returns once every
+/// projection has a live build whose tables exist, so queries can be served at once.
 pub async fn start(
     ledger: &Ledger,
     shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<Processors> {
-    let directory = ProjectionRunner::new(ledger.clone(), TenantDirectory::new()).await?;
-    let audit = ProjectionRunner::new(ledger.clone(), AuditTimeline::new()).await?;
-    let settings = ProjectionRunner::new(ledger.clone(), TenantSettings::new()).await?;
+    let holder = holder_id();
+    let directory = ProjectionHost::new(
+        ledger.clone(),
+        holder.clone(),
+        TenantDirectory::with_version,
+    );
+    let audit = ProjectionHost::new(ledger.clone(), holder.clone(), AuditTimeline::with_version);
+    let settings = ProjectionHost::new(ledger.clone(), holder, TenantSettings::with_version);
+    directory.prepare().await?;
+    audit.prepare().await?;
+    settings.prepare().await?;
     let slug_release = ProcessRunner::new(ledger.clone(), SlugRelease::new(ledger)).await?;
     let read_models = vec![
         (TenantDirectory::NAME, directory.position()),

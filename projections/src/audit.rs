@@ -200,7 +200,7 @@ impl Tables {
 impl AuditTimeline {
     /// The projection's name.
     pub const NAME: &'static str = "audit";
-    /// The version the query functions read.
+    /// The schema version of this code's fold and tables.
     pub const VERSION: u32 = 1;
 
     /// The current version.
@@ -234,6 +234,19 @@ impl Projection for AuditTimeline {
 
     fn version(&self) -> u32 {
         self.version
+    }
+
+    fn schema_version(&self) -> u32 {
+        Self::VERSION
+    }
+
+    fn tables(&self) -> Vec<String> {
+        let Tables {
+            timeline,
+            tenants,
+            members,
+        } = Tables::of(self.version);
+        vec![timeline, tenants, members]
     }
 
     fn schema(&self, dialect: Dialect) -> Vec<String> {
@@ -903,7 +916,9 @@ pub async fn audit_timeline(
     filter: &AuditFilter,
     page: &PageRequest,
 ) -> Result<Page<AuditEntry>, QueryError> {
-    let tables = Tables::of(AuditTimeline::VERSION);
+    let tables = Tables::of(
+        crate::builds::live_build(db, AuditTimeline::NAME, AuditTimeline::VERSION).await?,
+    );
     let size = page.checked_size()?;
     let before_position = match &page.after {
         Some(cursor) => {
@@ -971,7 +986,9 @@ pub async fn audit_csv<W: std::io::Write>(
     filter: &AuditFilter,
     writer: W,
 ) -> Result<u64, QueryError> {
-    let tables = Tables::of(AuditTimeline::VERSION);
+    let tables = Tables::of(
+        crate::builds::live_build(db, AuditTimeline::NAME, AuditTimeline::VERSION).await?,
+    );
     let mut csv = csv::Writer::from_writer(writer);
     csv.write_record(CSV_HEADER)?;
     let mut written = 0u64;

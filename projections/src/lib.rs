@@ -3,6 +3,8 @@
 //! same transaction as its rows.
 
 pub mod audit;
+pub mod builds;
+pub mod host;
 pub mod runner;
 pub mod settings;
 pub mod tenants;

@@ -31,6 +31,9 @@ pub enum ProjectionError {
     /// The read-model database failed.
     #[error("read model database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The registry of builds holds something this version cannot use.
+    #[error("projection registry: {0}")]
+    Registry(String),
     /// An event could not be folded (a payload this version cannot read).
     #[error("cannot fold event {position}: {reason}")]
     Fold {
@@ -74,10 +77,16 @@ pub enum Dialect {
 pub trait Projection: Send + Sync + 'static {
     /// Stable name (also the prefix of its tables).
     fn name(&self) -> &'static str;
-    /// Version of the read model's shape; a new version is built beside the old one.
+    /// The build this instance folds into: its tables are `rm_{name}_v{build}` (see
+    /// [`crate::builds`]).
     fn version(&self) -> u32;
-    /// Statements creating this version's tables; idempotent (`IF NOT EXISTS`).
+    /// The version of the fold and the tables' shape, declared in code. A process whose code
+    /// declares another schema version than the live build's rebuilds beside it and switches.
+    fn schema_version(&self) -> u32;
+    /// Statements creating this build's tables; idempotent (`IF NOT EXISTS`).
     fn schema(&self, dialect: Dialect) -> Vec<String>;
+    /// This build's tables (dropped with it once it is retired).
+    fn tables(&self) -> Vec<String>;
     /// Folds `events` (consecutive positions, in order) into the read model inside `tx`.
     fn apply<'a>(
         &'a self,
@@ -105,57 +114,49 @@ fn to_i64(value: u64) -> i64 {
 }
 
 impl<P: Projection> ProjectionRunner<P> {
-    /// Creates the projection's tables and state row if missing.
+    /// Creates the build's tables and state row if missing (the row starts `live` when the
+    /// projection has no live build, `building` otherwise).
     pub async fn new(ledger: Ledger, projection: P) -> Result<Self, ProjectionError> {
-        let now = format_timestamp(chrono::Utc::now());
-        let name = projection.name();
-        let version = i64::from(projection.version());
-        let insert = "INSERT INTO projection_state (name, version, position, status, updated_at) \
-                      VALUES ($1, $2, 0, 'live', $3) ON CONFLICT (name, version) DO NOTHING";
-        let position: i64 = match ledger.db() {
-            Db::Sqlite(pool) => {
-                for statement in projection.schema(Dialect::Sqlite) {
+        let dialect = dialect(ledger.db());
+        for statement in projection.schema(dialect) {
+            match ledger.db() {
+                Db::Sqlite(pool) => {
                     sqlx::query(&statement).execute(pool).await?;
                 }
-                sqlx::query(insert)
-                    .bind(name)
-                    .bind(version)
-                    .bind(&now)
-                    .execute(pool)
-                    .await?;
-                sqlx::query_scalar(
-                    "SELECT position FROM projection_state WHERE name = $1 AND version = $2",
-                )
-                .bind(name)
-                .bind(version)
-                .fetch_one(pool)
-                .await?
-            }
-            Db::Postgres(pool) => {
-                for statement in projection.schema(Dialect::Postgres) {
+                Db::Postgres(pool) => {
                     sqlx::query(&statement).execute(pool).await?;
                 }
-                sqlx::query(insert)
-                    .bind(name)
-                    .bind(version)
-                    .bind(&now)
-                    .execute(pool)
-                    .await?;
-                sqlx::query_scalar(
-                    "SELECT position FROM projection_state WHERE name = $1 AND version = $2",
-                )
-                .bind(name)
-                .bind(version)
-                .fetch_one(pool)
-                .await?
             }
-        };
-        let (position, _) = watch::channel(u64::try_from(position).unwrap_or(0));
+        }
+        let build = crate::builds::ensure_build(
+            ledger.db(),
+            projection.name(),
+            projection.version(),
+            projection.schema_version(),
+        )
+        .await?;
+        let (position, _) = watch::channel(build.position);
         Ok(Self {
             ledger,
             projection: Arc::new(projection),
             position,
         })
+    }
+
+    /// Drops the tables of a retired build.
+    pub async fn drop_tables(ledger: &Ledger, projection: &P) -> Result<(), ProjectionError> {
+        for table in projection.tables() {
+            let statement = format!("DROP TABLE IF EXISTS {table}");
+            match ledger.db() {
+                Db::Sqlite(pool) => {
+                    sqlx::query(&statement).execute(pool).await?;
+                }
+                Db::Postgres(pool) => {
+                    sqlx::query(&statement).execute(pool).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The projection this runner drives.

@@ -27,7 +27,7 @@ pub struct TenantSettings {
 impl TenantSettings {
     /// The projection's name.
     pub const NAME: &'static str = "tenant_settings";
-    /// The version the query functions read.
+    /// The schema version of this code's fold and tables.
     pub const VERSION: u32 = 1;
 
     /// The current version.
@@ -109,6 +109,14 @@ impl Projection for TenantSettings {
 
     fn version(&self) -> u32 {
         self.version
+    }
+
+    fn schema_version(&self) -> u32 {
+        Self::VERSION
+    }
+
+    fn tables(&self) -> Vec<String> {
+        vec![self.table()]
     }
 
     fn schema(&self, dialect: Dialect) -> Vec<String> {
@@ -232,7 +240,9 @@ async fn store(
 
 /// A tenant's settings, if the tenant exists and is not purged. Callers authorize first.
 pub async fn tenant_settings(db: &Db, tenant_id: &str) -> Result<Option<SettingsRow>, QueryError> {
-    read_settings(db, TenantSettings::VERSION, tenant_id).await
+    let build =
+        crate::builds::live_build(db, TenantSettings::NAME, TenantSettings::VERSION).await?;
+    read_settings(db, build, tenant_id).await
 }
 
 /// The same from a given version's table (rebuild checks).

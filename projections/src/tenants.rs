@@ -439,10 +439,17 @@ impl Tables {
     }
 }
 
+/// The tables of the build queries read.
+async fn live_tables(db: &Db) -> Result<Tables, sqlx::Error> {
+    let build =
+        crate::builds::live_build(db, TenantDirectory::NAME, TenantDirectory::VERSION).await?;
+    Ok(Tables::of(build))
+}
+
 impl TenantDirectory {
     /// The projection's name.
     pub const NAME: &'static str = "tenants";
-    /// The version the query functions read.
+    /// The schema version of this code's fold and tables.
     pub const VERSION: u32 = 1;
 
     /// The current version.
@@ -501,6 +508,19 @@ impl Projection for TenantDirectory {
 
     fn version(&self) -> u32 {
         self.version
+    }
+
+    fn schema_version(&self) -> u32 {
+        Self::VERSION
+    }
+
+    fn tables(&self) -> Vec<String> {
+        let Tables {
+            tenants,
+            members,
+            platform,
+        } = self.tables();
+        vec![tenants, members, platform]
     }
 
     fn schema(&self, dialect: Dialect) -> Vec<String> {
@@ -1233,14 +1253,7 @@ pub async fn list_tenants(
     sort: TenantSort,
     page: &PageRequest,
 ) -> Result<Page<TenantRow>, QueryError> {
-    list_in(
-        &Tables::of(TenantDirectory::VERSION),
-        db,
-        filter,
-        sort,
-        page,
-    )
-    .await
+    list_in(&live_tables(db).await?, db, filter, sort, page).await
 }
 
 async fn list_in(
@@ -1350,7 +1363,7 @@ async fn tenant_where(
 
 /// A tenant with its members and their roles in it, or `None` if no such tenant.
 pub async fn tenant_detail(db: &Db, tenant_id: &str) -> Result<Option<TenantDetail>, QueryError> {
-    let tables = Tables::of(TenantDirectory::VERSION);
+    let tables = live_tables(db).await?;
     let Some(tenant) = tenant_where(&tables, db, "tenant_id", tenant_id).await? else {
         return Ok(None);
     };
@@ -1369,7 +1382,7 @@ pub async fn tenant_detail(db: &Db, tenant_id: &str) -> Result<Option<TenantDeta
 
 /// The tenant holding `slug` (the live one, when a purged tenant held it before).
 pub async fn tenant_by_slug(db: &Db, slug: &str) -> Result<Option<TenantRow>, QueryError> {
-    let tables = Tables::of(TenantDirectory::VERSION);
+    let tables = live_tables(db).await?;
     tenant_where(&tables, db, "slug", &slug.trim().to_lowercase()).await
 }
 
@@ -1386,7 +1399,7 @@ pub async fn member_role(
     tenant_id: &str,
     subject_or_email: &str,
 ) -> Result<Option<Role>, QueryError> {
-    let tables = Tables::of(TenantDirectory::VERSION);
+    let tables = live_tables(db).await?;
     let Some(tenant) = tenant_where(&tables, db, "tenant_id", tenant_id).await? else {
         return Ok(None);
     };

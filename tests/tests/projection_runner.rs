@@ -31,6 +31,14 @@ impl Projection for Tally {
         self.version
     }
 
+    fn schema_version(&self) -> u32 {
+        1
+    }
+
+    fn tables(&self) -> Vec<String> {
+        vec![self.table()]
+    }
+
     fn schema(&self, _dialect: Dialect) -> Vec<String> {
         vec![format!(
             "CREATE TABLE IF NOT EXISTS {} (aggregate_id TEXT PRIMARY KEY, events BIGINT NOT NULL, position_sum BIGINT NOT NULL)",

@@ -60,6 +60,14 @@ impl Projection for Applied {
         self.version
     }
 
+    fn schema_version(&self) -> u32 {
+        1
+    }
+
+    fn tables(&self) -> Vec<String> {
+        vec![self.table()]
+    }
+
     fn schema(&self, _dialect: Dialect) -> Vec<String> {
         vec![format!(
             "CREATE TABLE IF NOT EXISTS {} (position BIGINT PRIMARY KEY, \

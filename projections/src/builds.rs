@@ -1,0 +1,467 @@
+//! Builds of a projection and the leases that say which process runs them.
+//!
+//! A projection's read model lives in a **build**: a set of tables `rm_{name}_v{build}` and a
+//! row in `projection_state` (whose `version` column is the build number) holding the build's
+//! position, the schema version of the code that folds it, and its status:
+//!
+//! * `live` — serves queries; at most one per projection;
+//! * `building` — a shadow build catching up beside the live one; at most one per projection;
+//! * `retired` — switched away from; its tables are dropped after [`DROP_RETIRED_AFTER_SECS`]
+//!   unless the rebuild asked to keep them;
+//! * `dropped` — its tables are gone; the row stays as history.
+//!
+//! Queries read the live build through [`live_build`]. The switch from one build to the next
+//! is one transaction over the two rows, so every query reads one complete build.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use dezky_commands::encoding::format_timestamp;
+use dezky_commands::store::Db;
+use serde::Serialize;
+
+use crate::runner::ProjectionError;
+
+/// How long a retired build's tables stay before they are dropped: longer than any query and
+/// than [`LIVE_BUILD_CACHE_MS`], so a query that looked the build up just before the switch
+/// still finds its tables.
+pub const DROP_RETIRED_AFTER_SECS: u64 = 30;
+/// How long a process trusts its cached answer of which build is live (other instances switch
+/// builds too; this bounds how long it keeps reading the old one, which still exists).
+pub const LIVE_BUILD_CACHE_MS: u64 = 500;
+/// How long a lease lasts without renewal: the bound on a takeover after its holder dies.
+pub const LEASE_TTL_MS: u64 = 10_000;
+/// How often a holder renews its lease (a third of its lifetime, so one missed renewal does
+/// not lose it).
+pub const LEASE_RENEW_MS: u64 = 3_000;
+
+/// Where a build is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuildStatus {
+    /// Serves queries.
+    Live,
+    /// Catching up beside the live build.
+    Building,
+    /// Switched away from; tables kept until the grace period ends (or for good if asked).
+    Retired,
+    /// Tables dropped.
+    Dropped,
+}
+
+impl BuildStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildStatus::Live => "live",
+            BuildStatus::Building => "building",
+            BuildStatus::Retired => "retired",
+            BuildStatus::Dropped => "dropped",
+        }
+    }
+
+    fn parse(value: &str) -> Result<Self, ProjectionError> {
+        Ok(match value {
+            "live" => BuildStatus::Live,
+            "building" => BuildStatus::Building,
+            "retired" => BuildStatus::Retired,
+            "dropped" => BuildStatus::Dropped,
+            other => {
+                return Err(ProjectionError::Registry(format!(
+                    "unknown build status '{other}'"
+                )))
+            }
+        })
+    }
+}
+
+/// One build of one projection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Build {
+    /// The projection.
+    pub name: String,
+    /// The build number (its tables are `rm_{name}_v{build}`).
+    pub build: u32,
+    /// The schema version of the code that folds it.
+    pub schema_version: u32,
+    /// The last ledger position folded into it.
+    pub position: u64,
+    /// Where it is in its life.
+    pub status: BuildStatus,
+    /// Whether its tables stay after it is retired.
+    pub keep_old: bool,
+    /// When its row last changed (RFC 3339).
+    pub updated_at: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct BuildRecord {
+    name: String,
+    version: i64,
+    schema_version: i64,
+    position: i64,
+    status: String,
+    keep_old: bool,
+    updated_at: String,
+}
+
+impl BuildRecord {
+    fn into_build(self) -> Result<Build, ProjectionError> {
+        Ok(Build {
+            build: u32::try_from(self.version).unwrap_or(0),
+            schema_version: u32::try_from(self.schema_version).unwrap_or(0),
+            position: u64::try_from(self.position).unwrap_or(0),
+            status: BuildStatus::parse(&self.status)?,
+            keep_old: self.keep_old,
+            updated_at: self.updated_at,
+            name: self.name,
+        })
+    }
+}
+
+/// `version` and `schema_version` are `INTEGER` (4 bytes on PostgreSQL): read them widened.
+const BUILD_COLUMNS: &str = "name, CAST(version AS BIGINT) AS version, \
+     CAST(schema_version AS BIGINT) AS schema_version, position, status, keep_old, updated_at";
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn now_text() -> String {
+    format_timestamp(chrono::Utc::now())
+}
+
+/// Every build of every projection, by name then build.
+pub async fn list_builds(db: &Db) -> Result<Vec<Build>, ProjectionError> {
+    let sql = format!("SELECT {BUILD_COLUMNS} FROM projection_state ORDER BY name, version");
+    let records: Vec<BuildRecord> = match db {
+        Db::Sqlite(pool) => sqlx::query_as(&sql).fetch_all(pool).await?,
+        Db::Postgres(pool) => sqlx::query_as(&sql).fetch_all(pool).await?,
+    };
+    records.into_iter().map(BuildRecord::into_build).collect()
+}
+
+/// The builds of one projection, by build number.
+pub async fn builds_of(db: &Db, name: &str) -> Result<Vec<Build>, ProjectionError> {
+    let sql =
+        format!("SELECT {BUILD_COLUMNS} FROM projection_state WHERE name = $1 ORDER BY version");
+    let records: Vec<BuildRecord> = match db {
+        Db::Sqlite(pool) => sqlx::query_as(&sql).bind(name).fetch_all(pool).await?,
+        Db::Postgres(pool) => sqlx::query_as(&sql).bind(name).fetch_all(pool).await?,
+    };
+    records.into_iter().map(BuildRecord::into_build).collect()
+}
+
+/// Creates the row of build `build` if missing. It starts `live` when the projection has no
+/// live build (nothing else could serve), `building` otherwise.
+pub async fn ensure_build(
+    db: &Db,
+    name: &str,
+    build: u32,
+    schema_version: u32,
+) -> Result<Build, ProjectionError> {
+    let sql = "INSERT INTO projection_state \
+               (name, version, schema_version, position, status, keep_old, updated_at) \
+               SELECT $1, $2, $3, 0, \
+                 CASE WHEN EXISTS (SELECT 1 FROM projection_state \
+                                   WHERE name = $1 AND status = 'live') \
+                      THEN 'building' ELSE 'live' END, \
+                 $4, $5 \
+               ON CONFLICT (name, version) DO NOTHING";
+    let now = now_text();
+    match db {
+        Db::Sqlite(pool) => {
+            sqlx::query(sql)
+                .bind(name)
+                .bind(i64::from(build))
+                .bind(i64::from(schema_version))
+                .bind(false)
+                .bind(&now)
+                .execute(pool)
+                .await?;
+        }
+        Db::Postgres(pool) => {
+            sqlx::query(sql)
+                .bind(name)
+                .bind(i64::from(build))
+                .bind(i64::from(schema_version))
+                .bind(false)
+                .bind(&now)
+                .execute(pool)
+                .await?;
+        }
+    }
+    builds_of(db, name)
+        .await?
+        .into_iter()
+        .find(|b| b.build == build)
+        .ok_or_else(|| ProjectionError::Registry(format!("build {build} of {name} vanished")))
+}
+
+/// Asks for a new build of `name` folded by code of `schema_version`, beside the live one;
+/// returns it (or the build already in progress, which a second request joins).
+pub async fn request_rebuild(
+    db: &Db,
+    name: &str,
+    schema_version: u32,
+    keep_old: bool,
+) -> Result<Build, ProjectionError> {
+    let builds = builds_of(db, name).await?;
+    if let Some(building) = builds.iter().find(|b| b.status == BuildStatus::Building) {
+        return Ok(building.clone());
+    }
+    let next = builds.iter().map(|b| b.build).max().unwrap_or(0) + 1;
+    let created = ensure_build(db, name, next, schema_version).await?;
+    if keep_old {
+        set_keep_old(db, name, true).await?;
+    }
+    Ok(created)
+}
+
+async fn set_keep_old(db: &Db, name: &str, keep: bool) -> Result<(), ProjectionError> {
+    // The flag travels with the request; it is read off the live build at the switch.
+    let sql = "UPDATE projection_state SET keep_old = $2 WHERE name = $1 AND status = 'live'";
+    match db {
+        Db::Sqlite(pool) => {
+            sqlx::query(sql).bind(name).bind(keep).execute(pool).await?;
+        }
+        Db::Postgres(pool) => {
+            sqlx::query(sql).bind(name).bind(keep).execute(pool).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes `to` the live build of `name` and retires the live one, in one transaction; returns
+/// whether it switched (false when `to` is no longer building, e.g. another holder did it).
+pub async fn switch_live(db: &Db, name: &str, to: u32) -> Result<bool, ProjectionError> {
+    let now = now_text();
+    let retire = "UPDATE projection_state SET status = 'retired', updated_at = $3 \
+                  WHERE name = $1 AND status = 'live' AND version <> $2";
+    let promote = "UPDATE projection_state SET status = 'live', updated_at = $3 \
+                   WHERE name = $1 AND version = $2 AND status = 'building'";
+    // Retire first: the unique index allows one live build per projection at any moment.
+    let check = "SELECT CAST(version AS BIGINT) FROM projection_state \
+                 WHERE name = $1 AND version = $2 AND status = 'building'";
+    let promoted = match db {
+        Db::Sqlite(pool) => {
+            // IMMEDIATE: the write lock now, so nobody switches between the check and the
+            // updates.
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            let building: Option<i64> = sqlx::query_scalar(check)
+                .bind(name)
+                .bind(i64::from(to))
+                .fetch_optional(&mut *tx)
+                .await?;
+            let mut promoted = 0;
+            if building.is_some() {
+                sqlx::query(retire)
+                    .bind(name)
+                    .bind(i64::from(to))
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await?;
+                promoted = sqlx::query(promote)
+                    .bind(name)
+                    .bind(i64::from(to))
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            tx.commit().await?;
+            promoted
+        }
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            let lock = "SELECT CAST(version AS BIGINT) FROM projection_state \
+                        WHERE name = $1 FOR UPDATE";
+            let _: Vec<(i64,)> = sqlx::query_as(lock).bind(name).fetch_all(&mut *tx).await?;
+            let building: Option<i64> = sqlx::query_scalar(check)
+                .bind(name)
+                .bind(i64::from(to))
+                .fetch_optional(&mut *tx)
+                .await?;
+            let mut promoted = 0;
+            if building.is_some() {
+                sqlx::query(retire)
+                    .bind(name)
+                    .bind(i64::from(to))
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await?;
+                promoted = sqlx::query(promote)
+                    .bind(name)
+                    .bind(i64::from(to))
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            tx.commit().await?;
+            promoted
+        }
+    };
+    if promoted == 1 {
+        forget_live_build(db, name);
+    }
+    Ok(promoted == 1)
+}
+
+/// Marks a build whose tables were dropped.
+pub async fn mark_dropped(db: &Db, name: &str, build: u32) -> Result<(), ProjectionError> {
+    let sql = "UPDATE projection_state SET status = 'dropped', updated_at = $3 \
+               WHERE name = $1 AND version = $2 AND status = 'retired'";
+    let now = now_text();
+    match db {
+        Db::Sqlite(pool) => {
+            sqlx::query(sql)
+                .bind(name)
+                .bind(i64::from(build))
+                .bind(&now)
+                .execute(pool)
+                .await?;
+        }
+        Db::Postgres(pool) => {
+            sqlx::query(sql)
+                .bind(name)
+                .bind(i64::from(build))
+                .bind(&now)
+                .execute(pool)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Which build queries read.
+// ---------------------------------------------------------------------------------------------
+
+type CacheKey = (usize, String);
+
+fn cache() -> &'static Mutex<HashMap<CacheKey, (u32, Instant)>> {
+    static CACHE: OnceLock<Mutex<HashMap<CacheKey, (u32, Instant)>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Identifies a database by its pool's shared options (stable across clones of one pool).
+fn db_key(db: &Db) -> usize {
+    match db {
+        Db::Sqlite(pool) => Arc::as_ptr(&pool.connect_options()) as usize,
+        Db::Postgres(pool) => Arc::as_ptr(&pool.connect_options()) as usize,
+    }
+}
+
+fn forget_live_build(db: &Db, name: &str) {
+    if let Ok(mut cache) = cache().lock() {
+        cache.remove(&(db_key(db), name.to_owned()));
+    }
+}
+
+/// The build queries of `name` read: the live one, or `fallback` before any build exists.
+/// Cached for [`LIVE_BUILD_CACHE_MS`]; a switch in this process takes effect at once.
+pub async fn live_build(db: &Db, name: &str, fallback: u32) -> Result<u32, sqlx::Error> {
+    let key = (db_key(db), name.to_owned());
+    if let Ok(cache) = cache().lock() {
+        if let Some((build, at)) = cache.get(&key) {
+            if at.elapsed() < Duration::from_millis(LIVE_BUILD_CACHE_MS) {
+                return Ok(*build);
+            }
+        }
+    }
+    let sql = "SELECT CAST(version AS BIGINT) FROM projection_state \
+               WHERE name = $1 AND status = 'live'";
+    let found: Option<i64> = match db {
+        Db::Sqlite(pool) => {
+            sqlx::query_scalar(sql)
+                .bind(name)
+                .fetch_optional(pool)
+                .await?
+        }
+        Db::Postgres(pool) => {
+            sqlx::query_scalar(sql)
+                .bind(name)
+                .fetch_optional(pool)
+                .await?
+        }
+    };
+    let build = found
+        .and_then(|b| u32::try_from(b).ok())
+        .unwrap_or(fallback);
+    if let Ok(mut cache) = cache().lock() {
+        cache.insert(key, (build, Instant::now()));
+    }
+    Ok(build)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leases.
+// ---------------------------------------------------------------------------------------------
+
+fn unix_ms() -> i64 {
+    i64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(i64::MAX)
+}
+
+/// Takes or renews the lease on `name` for `holder`; true when `holder` holds it afterwards.
+/// A lease is free when nobody holds it or its holder let it expire.
+pub async fn acquire_lease(db: &Db, name: &str, holder: &str) -> Result<bool, ProjectionError> {
+    let now = unix_ms();
+    let expires = now.saturating_add(to_i64(LEASE_TTL_MS));
+    let sql = "INSERT INTO projection_leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+               ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+               expires_at = excluded.expires_at \
+               WHERE projection_leases.holder = excluded.holder \
+                  OR projection_leases.expires_at < $4";
+    let done = match db {
+        Db::Sqlite(pool) => sqlx::query(sql)
+            .bind(name)
+            .bind(holder)
+            .bind(expires)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+        Db::Postgres(pool) => sqlx::query(sql)
+            .bind(name)
+            .bind(holder)
+            .bind(expires)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+    };
+    Ok(done == 1)
+}
+
+/// Gives the lease up (on shutdown), so another instance takes over at once.
+pub async fn release_lease(db: &Db, name: &str, holder: &str) -> Result<(), ProjectionError> {
+    let sql = "DELETE FROM projection_leases WHERE name = $1 AND holder = $2";
+    match db {
+        Db::Sqlite(pool) => {
+            sqlx::query(sql)
+                .bind(name)
+                .bind(holder)
+                .execute(pool)
+                .await?;
+        }
+        Db::Postgres(pool) => {
+            sqlx::query(sql)
+                .bind(name)
+                .bind(holder)
+                .execute(pool)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Who holds each lease, and until when (Unix ms).
+pub async fn leases(db: &Db) -> Result<Vec<(String, String, i64)>, ProjectionError> {
+    let sql = "SELECT name, holder, expires_at FROM projection_leases ORDER BY name";
+    Ok(match db {
+        Db::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await?,
+        Db::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await?,
+    })
+}
