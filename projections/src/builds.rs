@@ -401,7 +401,7 @@ pub async fn live_build(db: &Db, name: &str, fallback: u32) -> Result<u32, sqlx:
 // ---------------------------------------------------------------------------------------------
 
 fn unix_ms() -> i64 {
-    i64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(i64::MAX)
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// Takes or renews the lease on `name` for `holder`; true when `holder` holds it afterwards.
