@@ -1,10 +1,17 @@
 //! The ledger store: one append-only, hash-chained event table on SQLite or PostgreSQL.
 //!
 //! Writes go through one writer task per process ([`writer`]), which gathers the commands that
-//! arrive while the previous transaction commits and appends them in one transaction (group
-//! commit), advancing the chain per event. Every appending transaction first locks the single
-//! `ledger_head` row, so writers in several processes still produce one linear chain.
+//! arrive while the previous group commits and appends them in one transaction (group
+//! commit), advancing the chain per event. Every appending transaction holds the single
+//! `ledger_head` row's lock, so writers in several processes still produce one linear chain.
+//!
+//! Positions this module publishes (the [`Ledger::subscribe`] watch, [`Ledger::head`], the
+//! PostgreSQL notifications) are *durable* positions: on PostgreSQL a group may be visible a
+//! moment before its WAL is flushed ([`postgres`]), and nothing that signs or announces a
+//! position may get ahead of the flush.
 
+mod postgres;
+mod sqlite;
 mod writer;
 
 use std::path::Path;
@@ -163,7 +170,9 @@ pub(crate) struct AppendRequest {
 struct Inner {
     db: Db,
     writer: mpsc::Sender<AppendRequest>,
+    /// The durable head position, as far as this process knows.
     head: watch::Receiver<u64>,
+    head_tx: Arc<watch::Sender<u64>>,
 }
 
 /// A handle on the ledger; cheap to clone.
@@ -223,18 +232,21 @@ impl Ledger {
     pub async fn open(options: &LedgerOptions) -> Result<Self, LedgerError> {
         let db = open_store(options).await?;
         let head = read_head(&db).await?;
+        // Another process may have committed the stored head without its flush yet.
+        make_durable(&db, head.position).await?;
         let (head_tx, head_rx) = watch::channel(head.position);
         let head_tx = Arc::new(head_tx);
         let (tx, rx) = mpsc::channel(WRITER_QUEUE_REQUESTS);
-        tokio::spawn(writer::run(db.clone(), rx, head_tx.clone()));
+        writer::spawn(db.clone(), rx, head_tx.clone());
         if let Db::Postgres(pool) = &db {
-            tokio::spawn(listen_for_heads(pool.clone(), head_tx));
+            tokio::spawn(listen_for_heads(pool.clone(), head_tx.clone()));
         }
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
                 writer: tx,
                 head: head_rx,
+                head_tx,
             }),
         })
     }
@@ -244,7 +256,10 @@ impl Ledger {
         &self.inner.db
     }
 
-    /// Appends the events of one command atomically, advancing the chain.
+    /// Appends the events of one command atomically, advancing the chain. Returns once the
+    /// events are durable; an error means they were not appended or, if the database failed
+    /// during or after the commit, that their durability is unknown (a retry then surfaces
+    /// as a conflict if they were kept).
     pub async fn append(&self, batch: AppendBatch) -> Result<Appended, LedgerError> {
         writer::validate(&batch)?;
         let (reply, answer) = oneshot::channel();
@@ -256,19 +271,34 @@ impl Ledger {
         answer.await.map_err(|_| LedgerError::WriterStopped)?
     }
 
-    /// Follows the last committed position: this process's appends at once, and on
-    /// PostgreSQL every other process's too (LISTEN/NOTIFY on the head row's trigger). On
-    /// SQLite, appends by other processes are seen only by polling [`Ledger::head`].
+    /// Follows the last durable position: this process's appends as soon as they are
+    /// durable, and on PostgreSQL every other process's too (LISTEN/NOTIFY, sent by each
+    /// writer's synchronous commits only). On SQLite, appends by other processes are seen
+    /// only by polling [`Ledger::head`]. The value never exceeds a durable position.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.inner.head.clone()
     }
 
-    /// Reads the stored chain head.
+    /// Reads the stored chain head, once it is durable. On PostgreSQL a stored head beyond
+    /// the durable position this process knows of is first made durable by a synchronous
+    /// commit (whose WAL flush covers every commit before it), so a checkpoint signed over
+    /// the returned head never covers events a server crash could still lose.
     pub async fn head(&self) -> Result<Head, LedgerError> {
-        read_head(&self.inner.db).await
+        let head = read_head(&self.inner.db).await?;
+        if head.position > *self.inner.head.borrow() {
+            make_durable(&self.inner.db, head.position).await?;
+            advance(&self.inner.head_tx, head.position);
+        }
+        Ok(head)
     }
 
     /// Reads up to `limit` events with positions in `(after, up_to]`, in position order.
+    ///
+    /// Rows are read as committed. With `up_to` from [`Ledger::subscribe`] or
+    /// [`Ledger::head`] they are durable; beyond that, on PostgreSQL, the newest group may
+    /// not be durable yet. A reader that records what it read in the same database (a
+    /// projection) is safe either way: its own synchronous commit flushes the WAL past the
+    /// events it read. A reader that acts outside the database must bound `up_to`.
     pub async fn read_batch(
         &self,
         after: u64,
@@ -455,7 +485,8 @@ pub(crate) fn advance(head: &watch::Sender<u64>, position: u64) {
     });
 }
 
-/// Relays the head trigger's notifications into `head` until every ledger handle is gone.
+/// Relays the durable positions other processes' writers announce into `head` until every
+/// ledger handle is gone.
 async fn listen_for_heads(pool: PgPool, head: Arc<watch::Sender<u64>>) {
     let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
         Ok(listener) => listener,
@@ -464,7 +495,7 @@ async fn listen_for_heads(pool: PgPool, head: Arc<watch::Sender<u64>>) {
             return;
         }
     };
-    if let Err(error) = listener.listen("dezky_ledger").await {
+    if let Err(error) = listener.listen(postgres::NOTIFY_CHANNEL).await {
         tracing::warn!(%error, "cannot listen for ledger heads; followers fall back to polling");
         return;
     }
@@ -589,6 +620,18 @@ async fn migrate(db: &Db) -> Result<(), LedgerError> {
             // so only one applies each migration.
             sqlx::migrate!("migrations/postgres").run(pool).await?
         }
+    }
+    Ok(())
+}
+
+/// Makes every commit so far durable, announcing `position` to other processes. SQLite
+/// commits with `synchronous = FULL`, so only PostgreSQL needs the barrier.
+async fn make_durable(db: &Db, position: u64) -> Result<(), LedgerError> {
+    if let Db::Postgres(pool) = db {
+        sqlx::query(postgres::BARRIER)
+            .bind(position.to_string())
+            .execute(pool)
+            .await?;
     }
     Ok(())
 }

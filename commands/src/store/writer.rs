@@ -1,28 +1,32 @@
 //! The ledger's writer task: group commit with a per-event chain.
 //!
-//! Commands hand their events to this task over a channel. While one transaction commits,
-//! the next commands queue up; the task then takes all of them (up to
-//! [`MAX_GROUP_COMMIT_EVENTS`]) into one transaction, so the cost of a durable commit (fsync)
-//! is shared. Each command is still atomic and still gets its own optimistic-concurrency
-//! verdict: a conflicting command is refused alone, never with its batch-mates.
+//! Commands hand their events to this task over a channel. While one group commits, the next
+//! commands queue up; the task then takes all of them (up to [`MAX_GROUP_COMMIT_EVENTS`]) into
+//! one transaction, so the cost of a durable commit (fsync) is shared. Each command is still
+//! atomic and still gets its own optimistic-concurrency verdict: a conflicting command is
+//! refused alone, never with its batch-mates.
 //!
-//! Every transaction starts by locking the `ledger_head` row (PostgreSQL `FOR UPDATE`,
-//! SQLite `BEGIN IMMEDIATE`), reads the head hash and Merkle frontier, hashes the new events
-//! in order, inserts them and writes the new head, then commits. Writers in other processes
-//! wait on that lock, so the chain stays linear with no gap and no duplicate position.
+//! Every appending transaction holds the `ledger_head` row's lock (PostgreSQL row lock, SQLite
+//! `BEGIN IMMEDIATE`) while it hashes the new events onto the head, inserts them and writes
+//! the new head, so writers in several processes produce one linear chain with no gap and no
+//! duplicate position. The writer remembers the head it last wrote and plans the next group
+//! on it; the transaction only goes through if the stored head is still exactly that one
+//! (position and hash), and otherwise is redone on the head read under the lock. The backends
+//! live in [`super::postgres`] and [`super::sqlite`]; this module holds what they share:
+//! validation, planning, and the durability pipeline ([`run_durability`]) through which
+//! PostgreSQL answers callers only once their group is durable.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use sqlx::{PgConnection, SqliteConnection};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{head_from_row, to_i64, AppendBatch, AppendRequest, Appended, Db, Head};
+use super::{AppendBatch, AppendRequest, Appended, Db, Head};
 use super::{MAX_EVENT_FIELD_BYTES, MAX_GROUP_COMMIT_EVENTS};
-use crate::encoding::{event_hash, format_timestamp, EventFields, EventRecord};
+use crate::encoding::{event_hash, EventFields, EventRecord};
 use crate::error::LedgerError;
-
-/// PostgreSQL's SQLSTATE for a unique-constraint violation.
-const PG_UNIQUE_VIOLATION: &str = "23505";
 
 /// Checks what can be checked without the database: an append is non-empty, bounded, and the
 /// versions of each aggregate in it are consecutive.
@@ -61,52 +65,130 @@ pub(crate) fn validate(batch: &AppendBatch) -> Result<(), LedgerError> {
     Ok(())
 }
 
-/// Runs until every [`super::Ledger`] handle is dropped.
-pub(crate) async fn run(
+/// A caller waiting for its command's verdict.
+pub(crate) type Reply = oneshot::Sender<Result<Appended, LedgerError>>;
+
+/// Starts the writer for `db`; it runs until every [`super::Ledger`] handle is dropped.
+pub(crate) fn spawn(
     db: Db,
-    mut requests: mpsc::Receiver<AppendRequest>,
-    head: std::sync::Arc<watch::Sender<u64>>,
+    requests: mpsc::Receiver<AppendRequest>,
+    head: Arc<watch::Sender<u64>>,
 ) {
-    let mut committed = CommittedVersions::default();
-    while let Some(first) = requests.recv().await {
-        let mut group = vec![first];
-        let mut events = group[0].batch.events.len();
-        // Take what queued up while the previous transaction committed; never wait for more.
-        while events < MAX_GROUP_COMMIT_EVENTS {
-            match requests.try_recv() {
-                Ok(next) => {
-                    events += next.batch.events.len();
-                    group.push(next);
-                }
-                Err(_) => break,
+    match db {
+        Db::Postgres(pool) => {
+            tokio::spawn(super::postgres::run(pool, requests, head));
+        }
+        Db::Sqlite(pool) => {
+            tokio::spawn(super::sqlite::run(pool, requests, head));
+        }
+    }
+}
+
+/// Waits for the next command, then takes what queued up meanwhile (never waiting for more),
+/// up to [`MAX_GROUP_COMMIT_EVENTS`]. The flag says whether the queue was left empty.
+pub(crate) async fn next_group(
+    requests: &mut mpsc::Receiver<AppendRequest>,
+) -> Option<(Vec<AppendRequest>, bool)> {
+    let first = requests.recv().await?;
+    let mut events = first.batch.events.len();
+    let mut group = vec![first];
+    while events < MAX_GROUP_COMMIT_EVENTS {
+        match requests.try_recv() {
+            Ok(next) => {
+                events += next.batch.events.len();
+                group.push(next);
+            }
+            Err(_) => return Some((group, true)),
+        }
+    }
+    Some((group, false))
+}
+
+/// Answers every command of a group with its verdict, or all of them with the group's error.
+pub(crate) fn answer(
+    group: Vec<AppendRequest>,
+    outcome: Result<Vec<Result<Appended, LedgerError>>, LedgerError>,
+) {
+    match outcome {
+        Ok(verdicts) => {
+            for (request, verdict) in group.into_iter().zip(verdicts) {
+                // A caller that gave up waiting is no reason to stop the writer.
+                let _ = request.reply.send(verdict);
             }
         }
-        let batches: Vec<&AppendBatch> = group.iter().map(|r| &r.batch).collect();
-        let outcome = match &db {
-            Db::Postgres(pool) => match pool.acquire().await {
-                Ok(mut conn) => commit_postgres(&mut conn, &batches, &mut committed).await,
-                Err(error) => Err(error.into()),
-            },
-            Db::Sqlite(pool) => match pool.acquire().await {
-                Ok(mut conn) => commit_sqlite(&mut conn, &batches).await,
-                Err(error) => Err(error.into()),
-            },
-        };
-        match outcome {
-            Ok((verdicts, position)) => {
-                super::advance(&head, position);
-                for (request, verdict) in group.into_iter().zip(verdicts) {
-                    // A caller that gave up waiting is no reason to stop the writer.
-                    let _ = request.reply.send(verdict);
-                }
+        Err(error) => {
+            tracing::warn!(%error, commands = group.len(), "ledger group commit failed");
+            for request in group {
+                let _ = request.reply.send(Err(error.clone()));
             }
+        }
+    }
+}
+
+/// A group that is committed and visible, but not yet known to be durable: its callers wait
+/// for the durability barrier.
+pub(crate) struct Committed {
+    /// The head position after the group.
+    pub(crate) position: u64,
+    /// Each caller with the verdict it gets once the group is durable.
+    pub(crate) replies: Vec<(Reply, Result<Appended, LedgerError>)>,
+}
+
+/// Makes everything committed so far durable.
+pub(crate) trait Barrier: Send {
+    /// Returns once every transaction that committed before the call is durable, telling
+    /// followers in other processes that `position` is. An error means durability is unknown.
+    fn flush(&mut self, position: u64) -> impl Future<Output = Result<(), LedgerError>> + Send;
+}
+
+/// What the writer and its durability task share.
+#[derive(Default)]
+pub(crate) struct Pipeline {
+    /// Groups handed to the durability task and not yet answered.
+    pub(crate) in_flight: AtomicUsize,
+    /// Set when a barrier failed: the groups it covered may be lost if the server crashed,
+    /// so the writer must forget what it remembers of them (its cached head and versions).
+    pub(crate) lost: AtomicBool,
+}
+
+/// The durability task: takes every committed group queued meanwhile, runs one barrier for
+/// all of them, then publishes the durable position and answers their callers. Callers and
+/// followers therefore never learn of a position before it is durable, while the writer
+/// already commits the next group.
+pub(crate) async fn run_durability<B: Barrier>(
+    mut barrier: B,
+    mut groups: mpsc::UnboundedReceiver<Committed>,
+    head: Arc<watch::Sender<u64>>,
+    pipeline: Arc<Pipeline>,
+) {
+    while let Some(first) = groups.recv().await {
+        let mut batch = vec![first];
+        while let Ok(next) = groups.try_recv() {
+            batch.push(next);
+        }
+        let position = batch.iter().map(|g| g.position).max().unwrap_or(0);
+        let outcome = barrier.flush(position).await;
+        match &outcome {
+            Ok(()) => super::advance(&head, position),
             Err(error) => {
-                tracing::warn!(%error, commands = group.len(), "ledger group commit failed");
-                for request in group {
-                    let _ = request.reply.send(Err(error.clone()));
-                }
+                pipeline.lost.store(true, Ordering::SeqCst);
+                tracing::warn!(%error, groups = batch.len(), "ledger durability barrier failed");
             }
         }
+        let groups_answered = batch.len();
+        for group in batch {
+            for (reply, verdict) in group.replies {
+                let verdict = match (&outcome, verdict) {
+                    // Committed but not known durable: the caller must not take it as done.
+                    (Err(error), Ok(_)) => Err(error.clone()),
+                    (_, verdict) => verdict,
+                };
+                let _ = reply.send(verdict);
+            }
+        }
+        pipeline
+            .in_flight
+            .fetch_sub(groups_answered, Ordering::SeqCst);
     }
 }
 
@@ -118,10 +200,16 @@ const COMMITTED_VERSIONS_CAPACITY: usize = 100_000;
 /// without failing its whole group on the unique constraint); a remembered version is never
 /// taken as proof that a command may go in, since another process may have moved on.
 #[derive(Default)]
-struct CommittedVersions(HashMap<(String, String), u64>);
+pub(crate) struct CommittedVersions(HashMap<(String, String), u64>);
 
 impl CommittedVersions {
-    fn record(&mut self, plan: &Plan) {
+    /// Forgets everything, e.g. when what it remembers may not have become durable.
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// Remembers the versions a committed plan reached.
+    pub(crate) fn record(&mut self, plan: &Plan) {
         if self.0.len() > COMMITTED_VERSIONS_CAPACITY {
             self.0.clear();
         }
@@ -136,17 +224,20 @@ impl CommittedVersions {
 
 /// The outcome of planning a group against a head: the rows to write and each command's
 /// verdict.
-struct Plan {
-    records: Vec<(EventRecord, Option<String>)>,
-    verdicts: Vec<Result<Appended, LedgerError>>,
-    head: Head,
+pub(crate) struct Plan {
+    /// The rows to insert, each with its tenant.
+    pub(crate) records: Vec<(EventRecord, Option<String>)>,
+    /// Each command's verdict, in order.
+    pub(crate) verdicts: Vec<Result<Appended, LedgerError>>,
+    /// The head after the rows.
+    pub(crate) head: Head,
 }
 
 /// Decides, in order, which commands of the group go in, and computes their positions and
 /// hashes. `known_versions` holds the stored version of every aggregate in the group when it
 /// was read under the head lock; without it (the optimistic path) only conflicts inside the
 /// group are caught here and the unique constraint catches the rest.
-fn plan(
+pub(crate) fn plan(
     head: &Head,
     batches: &[&AppendBatch],
     known_versions: Option<&HashMap<(String, String), u64>>,
@@ -243,7 +334,7 @@ fn plan(
 }
 
 /// The snapshots of the commands that were let in.
-fn snapshots(
+pub(crate) fn snapshots(
     batches: &[&AppendBatch],
     verdicts: &[Result<Appended, LedgerError>],
 ) -> Vec<super::SnapshotWrite> {
@@ -255,7 +346,7 @@ fn snapshots(
         .collect()
 }
 
-fn aggregate_keys(batches: &[&AppendBatch]) -> Vec<(String, String)> {
+pub(crate) fn aggregate_keys(batches: &[&AppendBatch]) -> Vec<(String, String)> {
     let mut keys: Vec<(String, String)> = batches
         .iter()
         .flat_map(|b| b.events.iter())
@@ -266,268 +357,16 @@ fn aggregate_keys(batches: &[&AppendBatch]) -> Vec<(String, String)> {
     keys
 }
 
-type GroupOutcome = Result<(Vec<Result<Appended, LedgerError>>, u64), LedgerError>;
+/// Each command's verdict and the head position after the group.
+pub(crate) type GroupOutcome = Result<(Vec<Result<Appended, LedgerError>>, u64), LedgerError>;
 
-async fn commit_postgres(
-    conn: &mut PgConnection,
-    batches: &[&AppendBatch],
-    committed: &mut CommittedVersions,
-) -> GroupOutcome {
-    // Optimistic path: conflicts across processes are rare, so skip the version query. The
-    // insert statement itself refuses a command decided on a version the aggregate never
-    // reached, and the unique (aggregate_type, aggregate_id, aggregate_version) constraint one
-    // decided on a version already passed.
-    match try_commit_postgres(conn, batches, false, committed).await {
-        Err(LedgerError::Database(error))
-            if error
-                .as_database_error()
-                .and_then(|e| e.code())
-                .is_some_and(|code| code == PG_UNIQUE_VIOLATION) =>
-        {
-            // Some command lost a race to another process. Redo the group with the stored
-            // versions read under the lock, so only the losers are refused.
-            try_commit_postgres(conn, batches, true, committed).await
-        }
-        Err(LedgerError::VersionGap) => try_commit_postgres(conn, batches, true, committed).await,
-        other => other,
-    }
+/// Whether any command of the group that was let in carries a snapshot.
+pub(crate) fn has_snapshots(batches: &[&AppendBatch], plan: &Plan) -> bool {
+    !snapshots(batches, &plan.verdicts).is_empty()
 }
 
-async fn try_commit_postgres(
-    conn: &mut PgConnection,
-    batches: &[&AppendBatch],
-    read_versions: bool,
-    committed: &mut CommittedVersions,
-) -> GroupOutcome {
-    use sqlx::Connection;
-    let mut tx = conn.begin().await?;
-    let row =
-        sqlx::query("SELECT position, hash, frontier FROM ledger_head WHERE id = 1 FOR UPDATE")
-            .fetch_one(&mut *tx)
-            .await?;
-    let head = head_from_row(&row)?;
-    let known = if read_versions {
-        let (types, ids): (Vec<String>, Vec<String>) = aggregate_keys(batches).into_iter().unzip();
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT e.aggregate_type, e.aggregate_id, max(e.aggregate_version) \
-             FROM ledger_events e \
-             JOIN UNNEST($1::text[], $2::text[]) AS k(t, i) \
-               ON e.aggregate_type = k.t AND e.aggregate_id = k.i \
-             GROUP BY 1, 2",
-        )
-        .bind(&types)
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?;
-        Some(
-            rows.into_iter()
-                .map(|(t, i, v)| ((t, i), u64::try_from(v).unwrap_or(0)))
-                .collect::<HashMap<_, _>>(),
-        )
-    } else {
-        None
-    };
-    let recorded_at = format_timestamp(chrono::Utc::now());
-    let plan = plan(
-        &head,
-        batches,
-        known.as_ref(),
-        Some(committed),
-        &recorded_at,
-    );
-    if !plan.records.is_empty() {
-        // The version each command's first event of an aggregate builds on (0 = new).
-        let mut base_types = Vec::new();
-        let mut base_ids = Vec::new();
-        let mut base_versions = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for (record, _) in &plan.records {
-            let key = (record.aggregate_type.as_str(), record.aggregate_id.as_str());
-            if seen.insert(key) {
-                base_types.push(key.0);
-                base_ids.push(key.1);
-                base_versions.push(to_i64(record.aggregate_version - 1));
-            }
-        }
-        let n = plan.records.len();
-        let mut positions = Vec::with_capacity(n);
-        let mut times = Vec::with_capacity(n);
-        let mut types = Vec::with_capacity(n);
-        let mut ids = Vec::with_capacity(n);
-        let mut versions = Vec::with_capacity(n);
-        let mut event_types = Vec::with_capacity(n);
-        let mut event_versions = Vec::with_capacity(n);
-        let mut tenants = Vec::with_capacity(n);
-        let mut metadata = Vec::with_capacity(n);
-        let mut payloads = Vec::with_capacity(n);
-        let mut prevs = Vec::with_capacity(n);
-        let mut hashes = Vec::with_capacity(n);
-        for (record, tenant) in &plan.records {
-            positions.push(to_i64(record.position));
-            times.push(record.recorded_at.as_str());
-            types.push(record.aggregate_type.as_str());
-            ids.push(record.aggregate_id.as_str());
-            versions.push(to_i64(record.aggregate_version));
-            event_types.push(record.event_type.as_str());
-            event_versions.push(record.event_version.as_str());
-            tenants.push(tenant.as_deref());
-            metadata.push(record.metadata.as_str());
-            payloads.push(record.payload.as_str());
-            prevs.push(record.prev_hash.to_vec());
-            hashes.push(record.hash.to_vec());
-        }
-        // One statement checks that every aggregate stands at the version its command was
-        // decided on (the base version exists), inserts every event and advances the head:
-        // one round trip a group. If a base version is missing it writes nothing and says so.
-        // The head lock taken by the previous statement means this statement's snapshot
-        // already sees every committed event.
-        let gaps: i64 = sqlx::query_scalar(
-            "WITH gaps AS (
-                SELECT count(*) AS n
-                FROM UNNEST($16::text[], $17::text[], $18::int8[]) AS b(t, i, v)
-                -- A scalar count per base version stays an index probe; a NOT EXISTS here
-                -- was planned as a hash anti-join over a scan of the whole table by
-                -- connections that planned it while the table was small (BENCHMARKS.md).
-                WHERE b.v > 0 AND (
-                    SELECT count(*) FROM ledger_events e
-                    WHERE e.aggregate_type = b.t AND e.aggregate_id = b.i
-                      AND e.aggregate_version = b.v) = 0),
-             inserted AS (
-                INSERT INTO ledger_events (position, recorded_at, aggregate_type, aggregate_id,
-                    aggregate_version, event_type, event_version, tenant_id, metadata, payload,
-                    prev_hash, hash)
-                SELECT u.* FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[],
-                    $5::int8[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                    $11::bytea[], $12::bytea[]) AS u, gaps
-                WHERE gaps.n = 0
-                RETURNING 1),
-             head AS (
-                UPDATE ledger_head SET position = $13, hash = $14, frontier = $15
-                WHERE id = 1 AND (SELECT n FROM gaps) = 0
-                RETURNING 1)
-             SELECT n FROM gaps",
-        )
-        .bind(&positions)
-        .bind(&times)
-        .bind(&types)
-        .bind(&ids)
-        .bind(&versions)
-        .bind(&event_types)
-        .bind(&event_versions)
-        .bind(&tenants)
-        .bind(&metadata)
-        .bind(&payloads)
-        .bind(&prevs)
-        .bind(&hashes)
-        .bind(to_i64(plan.head.position))
-        .bind(plan.head.hash.to_vec())
-        .bind(plan.head.frontier.to_bytes())
-        .bind(&base_types)
-        .bind(&base_ids)
-        .bind(&base_versions)
-        .fetch_one(&mut *tx)
-        .await?;
-        if gaps > 0 {
-            // Only reachable when a caller appends ahead of the stored version, or when the
-            // version query was skipped; the redo reads versions and refuses just those.
-            if read_versions {
-                return Err(LedgerError::Corrupt {
-                    position: head.position,
-                    reason: "a base version vanished while the head was locked".into(),
-                });
-            }
-            return Err(LedgerError::VersionGap);
-        }
-        for snapshot in snapshots(batches, &plan.verdicts) {
-            sqlx::query(UPSERT_SNAPSHOT)
-                .bind(snapshot.aggregate_type)
-                .bind(snapshot.aggregate_id)
-                .bind(to_i64(snapshot.last_version))
-                .bind(to_i64(snapshot.snapshot_version))
-                .bind(snapshot.payload)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-    tx.commit().await?;
-    committed.record(&plan);
-    Ok((plan.verdicts, plan.head.position))
-}
-
-async fn commit_sqlite(conn: &mut SqliteConnection, batches: &[&AppendBatch]) -> GroupOutcome {
-    use sqlx::Connection;
-    // IMMEDIATE takes the write lock now, so a second process waits here (busy timeout)
-    // instead of failing later when a read lock would have to be upgraded.
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let row = sqlx::query("SELECT position, hash, frontier FROM ledger_head WHERE id = 1")
-        .fetch_one(&mut *tx)
-        .await?;
-    let head = head_from_row(&row)?;
-    // In-process queries cost microseconds, so SQLite always reads the stored versions.
-    let mut known = HashMap::new();
-    for (aggregate_type, aggregate_id) in aggregate_keys(batches) {
-        let version: Option<i64> = sqlx::query_scalar(
-            "SELECT max(aggregate_version) FROM ledger_events \
-             WHERE aggregate_type = $1 AND aggregate_id = $2",
-        )
-        .bind(&aggregate_type)
-        .bind(&aggregate_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        if let Some(version) = version {
-            known.insert(
-                (aggregate_type, aggregate_id),
-                u64::try_from(version).unwrap_or(0),
-            );
-        }
-    }
-    let recorded_at = format_timestamp(chrono::Utc::now());
-    let plan = plan(&head, batches, Some(&known), None, &recorded_at);
-    if !plan.records.is_empty() {
-        for (record, tenant) in &plan.records {
-            sqlx::query(
-                "INSERT INTO ledger_events (position, recorded_at, aggregate_type, aggregate_id,
-                    aggregate_version, event_type, event_version, tenant_id, metadata, payload,
-                    prev_hash, hash)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(to_i64(record.position))
-            .bind(&record.recorded_at)
-            .bind(&record.aggregate_type)
-            .bind(&record.aggregate_id)
-            .bind(to_i64(record.aggregate_version))
-            .bind(&record.event_type)
-            .bind(&record.event_version)
-            .bind(tenant.as_deref())
-            .bind(&record.metadata)
-            .bind(&record.payload)
-            .bind(&record.prev_hash[..])
-            .bind(&record.hash[..])
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query("UPDATE ledger_head SET position = $1, hash = $2, frontier = $3 WHERE id = 1")
-            .bind(to_i64(plan.head.position))
-            .bind(&plan.head.hash[..])
-            .bind(plan.head.frontier.to_bytes())
-            .execute(&mut *tx)
-            .await?;
-        for snapshot in snapshots(batches, &plan.verdicts) {
-            sqlx::query(UPSERT_SNAPSHOT)
-                .bind(snapshot.aggregate_type)
-                .bind(snapshot.aggregate_id)
-                .bind(to_i64(snapshot.last_version))
-                .bind(to_i64(snapshot.snapshot_version))
-                .bind(snapshot.payload)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-    tx.commit().await?;
-    Ok((plan.verdicts, plan.head.position))
-}
-
-const UPSERT_SNAPSHOT: &str = "INSERT INTO ledger_snapshots
+/// Upserts one aggregate snapshot (both backends).
+pub(crate) const UPSERT_SNAPSHOT: &str = "INSERT INTO ledger_snapshots
         (aggregate_type, aggregate_id, last_version, snapshot_version, payload)
      VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET
@@ -652,6 +491,153 @@ mod tests {
     fn an_append_with_non_consecutive_versions_is_invalid() {
         let result = validate(&batch(vec![event("p", 1), event("p", 3)]));
         assert!(matches!(result, Err(LedgerError::InvalidAppend(_))));
+    }
+
+    /// A barrier that reports each call and then waits to be told how it ends.
+    struct ScriptedBarrier {
+        calls: mpsc::UnboundedSender<u64>,
+        outcomes: mpsc::UnboundedReceiver<Result<(), LedgerError>>,
+    }
+
+    impl Barrier for ScriptedBarrier {
+        async fn flush(&mut self, position: u64) -> Result<(), LedgerError> {
+            let _ = self.calls.send(position);
+            self.outcomes
+                .recv()
+                .await
+                .unwrap_or(Err(LedgerError::WriterStopped))
+        }
+    }
+
+    struct Harness {
+        groups: mpsc::UnboundedSender<Committed>,
+        calls: mpsc::UnboundedReceiver<u64>,
+        outcomes: mpsc::UnboundedSender<Result<(), LedgerError>>,
+        head: watch::Receiver<u64>,
+        pipeline: Arc<Pipeline>,
+    }
+
+    fn harness() -> Harness {
+        let (groups, groups_rx) = mpsc::unbounded_channel();
+        let (calls_tx, calls) = mpsc::unbounded_channel();
+        let (outcomes, outcomes_rx) = mpsc::unbounded_channel();
+        let (head_tx, head) = watch::channel(0);
+        let pipeline = Arc::new(Pipeline::default());
+        tokio::spawn(run_durability(
+            ScriptedBarrier {
+                calls: calls_tx,
+                outcomes: outcomes_rx,
+            },
+            groups_rx,
+            Arc::new(head_tx),
+            pipeline.clone(),
+        ));
+        Harness {
+            groups,
+            calls,
+            outcomes,
+            head,
+            pipeline,
+        }
+    }
+
+    /// Hands a committed group to the durability task; returns its callers' answers.
+    fn commit(
+        harness: &Harness,
+        position: u64,
+        verdicts: Vec<Result<Appended, LedgerError>>,
+    ) -> Vec<oneshot::Receiver<Result<Appended, LedgerError>>> {
+        let mut answers = Vec::new();
+        let mut replies = Vec::new();
+        for verdict in verdicts {
+            let (reply, answer) = oneshot::channel();
+            replies.push((reply, verdict));
+            answers.push(answer);
+        }
+        harness.pipeline.in_flight.fetch_add(1, Ordering::SeqCst);
+        harness
+            .groups
+            .send(Committed { position, replies })
+            .expect("durability task runs");
+        answers
+    }
+
+    fn appended(first: u64, last: u64) -> Result<Appended, LedgerError> {
+        Ok(Appended {
+            first_position: first,
+            last_position: last,
+        })
+    }
+
+    #[tokio::test]
+    async fn callers_hear_nothing_and_no_position_is_published_until_the_barrier_returns() {
+        let mut h = harness();
+        let mut answers = commit(&h, 3, vec![appended(1, 3)]);
+        assert_eq!(h.calls.recv().await, Some(3));
+        // The barrier is running: the group is committed but not durable.
+        assert!(answers[0].try_recv().is_err());
+        assert_eq!(*h.head.borrow(), 0);
+        h.outcomes.send(Ok(())).expect("barrier waits");
+        let answer = (&mut answers[0]).await.expect("answered");
+        assert_eq!(answer.ok(), appended(1, 3).ok());
+        // Published before the caller is answered.
+        assert_eq!(*h.head.borrow(), 3);
+        assert_eq!(h.pipeline.in_flight.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_group_whose_barrier_fails_is_answered_with_the_error_not_success() {
+        let mut h = harness();
+        let conflict = LedgerError::Conflict {
+            aggregate_type: "probe".into(),
+            aggregate_id: "p".into(),
+            expected: 0,
+            actual: 1,
+        };
+        let answers = commit(&h, 2, vec![appended(1, 2), Err(conflict)]);
+        assert_eq!(h.calls.recv().await, Some(2));
+        let failure = LedgerError::Database(Arc::new(sqlx::Error::Protocol("flush failed".into())));
+        h.outcomes.send(Err(failure)).expect("barrier waits");
+        let mut answers = answers.into_iter();
+        let first = answers.next().expect("one").await.expect("answered");
+        assert!(matches!(first, Err(LedgerError::Database(_))), "{first:?}");
+        // A command that was refused stays refused: it was never appended.
+        let second = answers.next().expect("two").await.expect("answered");
+        assert!(
+            matches!(second, Err(LedgerError::Conflict { .. })),
+            "{second:?}"
+        );
+        assert_eq!(*h.head.borrow(), 0, "no durable position was published");
+        assert!(
+            h.pipeline.lost.load(Ordering::SeqCst),
+            "the writer is told to forget"
+        );
+        assert_eq!(h.pipeline.in_flight.load(Ordering::SeqCst), 0);
+
+        // The next barrier that succeeds covers the next group and publishes its position.
+        let mut later = commit(&h, 4, vec![appended(3, 4)]);
+        assert_eq!(h.calls.recv().await, Some(4));
+        h.outcomes.send(Ok(())).expect("barrier waits");
+        assert!((&mut later[0]).await.expect("answered").is_ok());
+        assert_eq!(*h.head.borrow(), 4);
+    }
+
+    #[tokio::test]
+    async fn groups_committed_during_a_barrier_share_the_next_one() {
+        let mut h = harness();
+        let mut first = commit(&h, 1, vec![appended(1, 1)]);
+        assert_eq!(h.calls.recv().await, Some(1));
+        let mut second = commit(&h, 2, vec![appended(2, 2)]);
+        let mut third = commit(&h, 5, vec![appended(3, 5)]);
+        h.outcomes.send(Ok(())).expect("barrier waits");
+        assert!((&mut first[0]).await.expect("answered").is_ok());
+        // One barrier for both groups that queued meanwhile, up to the later one's head.
+        assert_eq!(h.calls.recv().await, Some(5));
+        assert!(second[0].try_recv().is_err());
+        h.outcomes.send(Ok(())).expect("barrier waits");
+        assert!((&mut second[0]).await.expect("answered").is_ok());
+        assert!((&mut third[0]).await.expect("answered").is_ok());
+        assert_eq!(*h.head.borrow(), 5);
     }
 
     #[test]
