@@ -41,6 +41,9 @@ pub enum Command {
     /// Audit the ledger: verify, export, sign a checkpoint.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Projections: status of every build, rebuild beside the live build.
+    #[command(subcommand)]
+    Projections(crate::projections_cli::ProjectionsCommand),
     /// Synthetic load through the real command path.
     #[command(subcommand)]
     Bench(BenchSuite),

@@ -13,5 +13,6 @@ pub mod graphql;
 pub mod metrics;
 pub mod processors;
 pub mod progress;
+pub mod projections_cli;
 pub mod serve;
 pub mod settings;

@@ -52,6 +52,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(command) => audit_cli::run(&settings, command).await,
+        Command::Projections(command) => dezky_api::projections_cli::run(&settings, command).await,
         Command::Bench(BenchSuite::Ledger(command)) => bench::run(&settings, command).await,
         Command::Bench(BenchSuite::Graphql(args)) => bench_graphql::run(&settings, args).await,
     }

@@ -291,3 +291,58 @@ fn serve_refuses_to_start_without_an_identity_provider_or_with_both() {
     assert_eq!(both.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&both.stderr).contains("--dev cannot be combined"));
 }
+
+#[test]
+fn projections_are_rebuilt_beside_the_live_build_and_listed_with_their_status() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert_eq!(
+        dezky(dir.path(), &["demo", "--commands", "6"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let first = dezky(dir.path(), &["projections", "rebuild", "tenants"]);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        stdout(&first).starts_with("rebuilt tenants: build 1 is live at position 6"),
+        "{}",
+        stdout(&first)
+    );
+    let second = dezky(
+        dir.path(),
+        &["projections", "rebuild", "tenants", "--keep-old"],
+    );
+    assert_eq!(second.status.code(), Some(0));
+    let summary = stdout(&second);
+    assert!(
+        summary.starts_with("rebuilt tenants: build 2 is live at position 6")
+            && summary.trim_end().ends_with("; build 1 kept"),
+        "{summary}"
+    );
+    let status = dezky(dir.path(), &["projections", "status", "--json"]);
+    assert_eq!(status.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    let tenants: Vec<(u64, String)> = report["builds"]
+        .as_array()
+        .expect("builds")
+        .iter()
+        .filter(|b| b["name"] == "tenants")
+        .map(|b| {
+            (
+                b["build"].as_u64().expect("build"),
+                b["status"].as_str().expect("status").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(tenants, [(1, "retired".to_owned()), (2, "live".to_owned())]);
+    let unknown = dezky(dir.path(), &["projections", "rebuild", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("known: tenants, audit, tenant_settings")
+    );
+}

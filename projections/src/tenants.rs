@@ -318,6 +318,16 @@ pub(crate) async fn execute(
         .map(|done| done.rows_affected()))
 }
 
+/// Runs a query inside a transaction and decodes every row.
+pub(crate) async fn fetch_all_tx<T: AnyRow>(
+    tx: &mut ReadTx<'_>,
+    sql: &Sql,
+) -> Result<Vec<T>, sqlx::Error> {
+    on_tx!(tx, conn => bound!(sqlx::query_as::<_, T>(&sql.text), &sql.args)
+        .fetch_all(&mut **conn)
+        .await)
+}
+
 /// Runs a query inside a read-model transaction and decodes at most one row.
 pub(crate) async fn fetch_optional_tx<T: AnyRow>(
     tx: &mut ReadTx<'_>,
@@ -1336,12 +1346,8 @@ pub async fn tenants_of_partner(
     list_tenants(db, &filter, sort, page).await
 }
 
-async fn tenant_where(
-    tables: &Tables,
-    db: &Db,
-    condition: &str,
-    value: &str,
-) -> Result<Option<TenantRow>, QueryError> {
+/// The query for the tenant whose `condition` column equals `value`.
+fn tenant_sql(tables: &Tables, condition: &str, value: &str) -> Sql {
     let mut sql = Sql::new(format!("SELECT {TENANT_COLUMNS} FROM {}", tables.tenants));
     let p = sql.arg(Arg::Text(value.to_owned()));
     let purged = sql.arg(Arg::Text(
@@ -1353,7 +1359,16 @@ async fn tenant_where(
          ORDER BY CASE WHEN status = {purged} THEN 1 ELSE 0 END, created_at DESC, tenant_id \
          LIMIT 1"
     ));
-    let records: Vec<TenantRecord> = fetch_all(db, &sql).await?;
+    sql
+}
+
+async fn tenant_where(
+    tables: &Tables,
+    db: &Db,
+    condition: &str,
+    value: &str,
+) -> Result<Option<TenantRow>, QueryError> {
+    let records: Vec<TenantRecord> = fetch_all(db, &tenant_sql(tables, condition, value)).await?;
     records
         .into_iter()
         .next()
@@ -1362,9 +1377,30 @@ async fn tenant_where(
 }
 
 /// A tenant with its members and their roles in it, or `None` if no such tenant.
+///
+/// The tenant row and its members are read in one snapshot (a read transaction; repeatable
+/// read on PostgreSQL), so the member count always matches the members listed even while
+/// the runner folds new events between the two reads.
 pub async fn tenant_detail(db: &Db, tenant_id: &str) -> Result<Option<TenantDetail>, QueryError> {
     let tables = live_tables(db).await?;
-    let Some(tenant) = tenant_where(&tables, db, "tenant_id", tenant_id).await? else {
+    let mut tx = match db {
+        Db::Sqlite(pool) => ReadTx::Sqlite(pool.begin().await?),
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+            ReadTx::Postgres(tx)
+        }
+    };
+    let records: Vec<TenantRecord> =
+        fetch_all_tx(&mut tx, &tenant_sql(&tables, "tenant_id", tenant_id)).await?;
+    let Some(tenant) = records
+        .into_iter()
+        .next()
+        .map(TenantRecord::into_row)
+        .transpose()?
+    else {
         return Ok(None);
     };
     let mut sql = Sql::new(format!("SELECT {MEMBER_COLUMNS} FROM {}", tables.members));
@@ -1372,11 +1408,16 @@ pub async fn tenant_detail(db: &Db, tenant_id: &str) -> Result<Option<TenantDeta
     sql.push(&format!(
         " WHERE tenant_id = {p} ORDER BY is_owner DESC, email_key, member_id"
     ));
-    let records: Vec<MemberRecord> = fetch_all(db, &sql).await?;
+    let records: Vec<MemberRecord> = fetch_all_tx(&mut tx, &sql).await?;
     let members = records
         .into_iter()
         .map(MemberRecord::into_row)
         .collect::<Result<_, _>>()?;
+    // Read-only: ending it either way releases the snapshot.
+    match tx {
+        ReadTx::Sqlite(tx) => tx.commit().await?,
+        ReadTx::Postgres(tx) => tx.commit().await?,
+    }
     Ok(Some(TenantDetail { tenant, members }))
 }
 

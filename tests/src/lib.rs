@@ -166,3 +166,74 @@ pub async fn fill(ledger: &Ledger, commands: usize, aggregates: usize) -> anyhow
     }
     Ok(())
 }
+
+/// The cqrs-es framework for tenants over the ledger.
+pub type TenantCqrs = CqrsFramework<
+    dezky_domain::tenant::Tenant,
+    PersistedEventStore<LedgerRepository, dezky_domain::tenant::Tenant>,
+>;
+
+/// Builds the tenant framework on a ledger, with the product's upcasters.
+pub fn tenant_cqrs(ledger: &Ledger) -> TenantCqrs {
+    let store = PersistedEventStore::new_event_store(LedgerRepository::new(ledger.clone()))
+        .with_upcasters(dezky_domain::tenant::tenant_upcasters());
+    CqrsFramework::new(store, vec![], ())
+}
+
+/// An operator's command context at a fixed time.
+pub fn operator_context() -> dezky_domain::tenant::CommandContext {
+    dezky_domain::tenant::CommandContext {
+        principal: dezky_domain::tenant::Principal {
+            subject: "op".into(),
+            email: Some("op@dezky.eu".into()),
+            platform_admin: true,
+            partner_id: None,
+        },
+        now: "2026-11-28T10:00:00Z".into(),
+    }
+}
+
+/// Creates tenant `tenant-{n}` (slug `seed-{n}`) with `members` members besides its first
+/// admin, through the real commands: `2 + members` events (slugs are not claimed: the read
+/// models do not look at claims).
+pub async fn seed_tenant(cqrs: &TenantCqrs, n: usize, members: usize) -> anyhow::Result<String> {
+    use dezky_domain::tenant::{CreateTenant, NewMember, Role, TenantAction, TenantCommand};
+    let tenant_id = format!("tenant-{n}");
+    let create = TenantAction::Create(CreateTenant {
+        tenant_id: tenant_id.clone(),
+        organization_name: format!("Seed {n} GmbH"),
+        slug: format!("seed-{n}"),
+        plan: if n.is_multiple_of(2) { "standard" } else { "pro" }.into(),
+        seats: 10,
+        first_admin: NewMember {
+            member_id: format!("{tenant_id}-admin"),
+            email: format!("admin@seed-{n}.eu"),
+            display_name: "Admin".into(),
+        },
+        partner_id: None,
+    });
+    let metadata = |tenant: &str| metadata_for(tenant).to_map();
+    cqrs.execute_with_metadata(
+        &tenant_id,
+        TenantCommand::new(operator_context(), create),
+        metadata(&tenant_id),
+    )
+    .await?;
+    for m in 0..members {
+        let add = TenantAction::AddMember {
+            member: NewMember {
+                member_id: format!("{tenant_id}-m{m}"),
+                email: format!("m{m}@seed-{n}.eu"),
+                display_name: format!("Member {m}"),
+            },
+            role: Role::Member,
+        };
+        cqrs.execute_with_metadata(
+            &tenant_id,
+            TenantCommand::new(operator_context(), add),
+            metadata(&tenant_id),
+        )
+        .await?;
+    }
+    Ok(tenant_id)
+}

@@ -253,6 +253,7 @@ async fn nobody_from_another_tenant_or_partner_reads_or_changes_a_tenant(backend
             "securityPolicy",
             "query($t: ID!) { tenant(id: $t) { securityPolicy { mfaMode } } }",
         ),
+        ("projections", "{ projections { name build } }"),
     ];
     let writes = [
         ("addMember", "mutation($t: ID!) { addMember(input: {tenantId: $t, email: \"x@evil.eu\", displayName: \"X\", role: ADMIN}) { id } }"),
@@ -272,6 +273,7 @@ async fn nobody_from_another_tenant_or_partner_reads_or_changes_a_tenant(backend
         ("inviteAdmin", "mutation($t: ID!) { inviteAdmin(input: {tenantId: $t, email: \"x@evil.eu\", displayName: \"X\"}) { id } }"),
         ("forceLogout", "mutation($t: ID!, $m: ID!) { forceLogout(tenantId: $t, memberId: $m) { id } }"),
         ("resetPassword", "mutation($t: ID!, $m: ID!) { resetPassword(tenantId: $t, memberId: $m) { id } }"),
+        ("rebuildProjection", "mutation { rebuildProjection(name: \"tenants\") { build } }"),
         ("linkMemberSubject", "mutation($t: ID!, $m: ID!) { linkMemberSubject(tenantId: $t, memberId: $m, subject: \"evil\") { id } }"),
     ];
     // The matrix covers every mutation but `createTenant` (which acts on no existing tenant and
@@ -866,4 +868,74 @@ async fn admins_manage_sessions_and_members_link_only_themselves_on_sqlite() {
 #[tokio::test]
 async fn admins_manage_sessions_and_members_link_only_themselves_on_postgres() {
     admins_manage_sessions_and_members_link_only_themselves(Backend::Postgres).await;
+}
+
+async fn an_operator_sees_projection_builds_and_triggers_a_rebuild(backend: Backend) {
+    let api = start(backend).await;
+    let operator = api.operator();
+    create(&api, &operator, "acme", "ada@acme.eu", None).await;
+    let status = "{ projections { name build schemaVersion status position lag } }";
+    let before = api.post(Some(&operator), status, json!({})).await;
+    let builds = before["data"]["projections"].as_array().expect("builds");
+    let mut names: Vec<&str> = builds.iter().filter_map(|b| b["name"].as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["audit", "tenant_settings", "tenants"], "{before}");
+    assert!(builds
+        .iter()
+        .all(|b| b["status"] == "LIVE" && b["build"] == 1));
+    let rebuild = "mutation($n: String!) { rebuildProjection(name: $n) { name build status } }";
+    let started = api
+        .post(Some(&operator), rebuild, json!({"n": "tenants"}))
+        .await;
+    assert_eq!(
+        started["data"]["rebuildProjection"],
+        json!({"name": "tenants", "build": 2, "status": "BUILDING"}),
+        "{started}"
+    );
+    // Asking again while it builds joins the same build.
+    let again = api
+        .post(Some(&operator), rebuild, json!({"n": "tenants"}))
+        .await;
+    let build = &again["data"]["rebuildProjection"];
+    assert!(build["build"] == 2 || build["status"] == "LIVE", "{again}");
+    let unknown = api
+        .post(Some(&operator), rebuild, json!({"n": "nope"}))
+        .await;
+    assert_eq!(code(&unknown), Some("NOT_FOUND"), "{unknown}");
+    // The serving instance builds it and switches; queries keep answering throughout.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let now = api.post(Some(&operator), status, json!({})).await;
+        let live = now["data"]["projections"]
+            .as_array()
+            .expect("builds")
+            .iter()
+            .any(|b| b["name"] == "tenants" && b["build"] == 2 && b["status"] == "LIVE");
+        let read = api
+            .post(
+                Some(&operator),
+                "{ tenants(first: 5) { totalCount } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(read["data"]["tenants"]["totalCount"], 1, "{read}");
+        if live {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rebuild never switched: {now}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_operator_sees_projection_builds_and_triggers_a_rebuild_on_sqlite() {
+    an_operator_sees_projection_builds_and_triggers_a_rebuild(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn an_operator_sees_projection_builds_and_triggers_a_rebuild_on_postgres() {
+    an_operator_sees_projection_builds_and_triggers_a_rebuild(Backend::Postgres).await;
 }

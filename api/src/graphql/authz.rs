@@ -110,6 +110,15 @@ pub fn may_assign_platform_tenant(standing: Standing) -> Result<(), ApiError> {
     }
 }
 
+/// Operating the platform's machinery (projection status and rebuilds): operators only.
+pub fn may_operate(viewer: &Viewer) -> Result<(), ApiError> {
+    if viewer.platform_admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
+}
+
 /// Reading a tenant's audit timeline: operators, the owning partner, tenant admins.
 pub fn may_read_audit(standing: Standing) -> Result<(), ApiError> {
     match standing {

@@ -2,6 +2,7 @@
 
 pub mod authz;
 pub mod error;
+pub mod operations;
 pub mod schema;
 pub mod settings;
 
@@ -137,7 +138,7 @@ impl ApiContext {
 
 /// Builds the schema with its limits.
 pub fn build_schema(context: ApiContext) -> DezkySchema {
-    Schema::build(Query, Mutation::default(), EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(context)
         .limit_depth(MAX_QUERY_DEPTH)
         .limit_complexity(MAX_QUERY_COMPLEXITY)
@@ -146,7 +147,7 @@ pub fn build_schema(context: ApiContext) -> DezkySchema {
 
 /// The SDL, as committed in `api/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Query, Mutation::default(), EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .finish()
         .sdl()
 }

@@ -15,6 +15,7 @@ use dezky_projections::tenants::{
 
 use super::authz::{self, Authentication};
 use super::error::{from_aggregate, ApiError, Code};
+use super::operations::{OperationsMutation, OperationsQuery};
 use super::settings::{BillingInfoGql, BrandingGql, SecurityPolicyGql, SettingsMutation};
 use super::ApiContext;
 
@@ -315,10 +316,15 @@ pub struct Me {
 }
 
 /// Queries.
-pub struct Query;
+#[derive(MergedObject, Default)]
+pub struct Query(TenantQuery, OperationsQuery);
+
+/// Queries over tenants.
+#[derive(Default)]
+pub struct TenantQuery;
 
 #[Object]
-impl Query {
+impl TenantQuery {
     /// The caller.
     async fn me(&self, ctx: &Context<'_>) -> Result<Me> {
         let viewer = auth(ctx).viewer()?;
@@ -492,7 +498,7 @@ pub(super) async fn run_tenant_command(
 
 /// Mutations: one per command.
 #[derive(MergedObject, Default)]
-pub struct Mutation(TenantMutation, SettingsMutation);
+pub struct Mutation(TenantMutation, SettingsMutation, OperationsMutation);
 
 /// Mutations on a tenant's lifecycle and members.
 #[derive(Default)]
