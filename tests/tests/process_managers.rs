@@ -92,7 +92,10 @@ async fn a_purged_slug_is_released_once_even_when_the_release_is_repeated(
     );
     // The position is stored after each action (the purge, one before the release it
     // appended), not after every event read past.
-    assert_eq!(load_progress(ledger.db(), "slug_release").await?, reached - 1);
+    assert_eq!(
+        load_progress(ledger.db(), "slug_release").await?,
+        reached - 1
+    );
 
     // Another tenant takes the slug; then the process restarts as if it had crashed before
     // storing its position, and handles the purge again.
