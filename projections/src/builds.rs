@@ -23,6 +23,16 @@ use serde::Serialize;
 
 use crate::runner::ProjectionError;
 
+/// Runs the same statements on whichever pool the ledger has; each arm type-checks on its own.
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            Db::Sqlite($pool) => $body,
+            Db::Postgres($pool) => $body,
+        }
+    };
+}
+
 /// How long a retired build's tables stay before they are dropped: longer than any query and
 /// than [`LIVE_BUILD_CACHE_MS`], so a query that looked the build up just before the switch
 /// still finds its tables.
@@ -135,10 +145,7 @@ fn now_text() -> String {
 /// Every build of every projection, by name then build.
 pub async fn list_builds(db: &Db) -> Result<Vec<Build>, ProjectionError> {
     let sql = format!("SELECT {BUILD_COLUMNS} FROM projection_state ORDER BY name, version");
-    let records: Vec<BuildRecord> = match db {
-        Db::Sqlite(pool) => sqlx::query_as(&sql).fetch_all(pool).await?,
-        Db::Postgres(pool) => sqlx::query_as(&sql).fetch_all(pool).await?,
-    };
+    let records: Vec<BuildRecord> = on_db!(db, pool => sqlx::query_as(&sql).fetch_all(pool).await?);
     records.into_iter().map(BuildRecord::into_build).collect()
 }
 
@@ -146,10 +153,8 @@ pub async fn list_builds(db: &Db) -> Result<Vec<Build>, ProjectionError> {
 pub async fn builds_of(db: &Db, name: &str) -> Result<Vec<Build>, ProjectionError> {
     let sql =
         format!("SELECT {BUILD_COLUMNS} FROM projection_state WHERE name = $1 ORDER BY version");
-    let records: Vec<BuildRecord> = match db {
-        Db::Sqlite(pool) => sqlx::query_as(&sql).bind(name).fetch_all(pool).await?,
-        Db::Postgres(pool) => sqlx::query_as(&sql).bind(name).fetch_all(pool).await?,
-    };
+    let records: Vec<BuildRecord> =
+        on_db!(db, pool => sqlx::query_as(&sql).bind(name).fetch_all(pool).await?);
     records.into_iter().map(BuildRecord::into_build).collect()
 }
 
@@ -170,28 +175,16 @@ pub async fn ensure_build(
                  $4, $5 \
                ON CONFLICT (name, version) DO NOTHING";
     let now = now_text();
-    match db {
-        Db::Sqlite(pool) => {
-            sqlx::query(sql)
-                .bind(name)
-                .bind(i64::from(build))
-                .bind(i64::from(schema_version))
-                .bind(false)
-                .bind(&now)
-                .execute(pool)
-                .await?;
-        }
-        Db::Postgres(pool) => {
-            sqlx::query(sql)
-                .bind(name)
-                .bind(i64::from(build))
-                .bind(i64::from(schema_version))
-                .bind(false)
-                .bind(&now)
-                .execute(pool)
-                .await?;
-        }
-    }
+    on_db!(db, pool => {
+        sqlx::query(sql)
+            .bind(name)
+            .bind(i64::from(build))
+            .bind(i64::from(schema_version))
+            .bind(false)
+            .bind(&now)
+            .execute(pool)
+            .await?;
+    });
     builds_of(db, name)
         .await?
         .into_iter()
@@ -222,14 +215,9 @@ pub async fn request_rebuild(
 async fn set_keep_old(db: &Db, name: &str, keep: bool) -> Result<(), ProjectionError> {
     // The flag travels with the request; it is read off the live build at the switch.
     let sql = "UPDATE projection_state SET keep_old = $2 WHERE name = $1 AND status = 'live'";
-    match db {
-        Db::Sqlite(pool) => {
-            sqlx::query(sql).bind(name).bind(keep).execute(pool).await?;
-        }
-        Db::Postgres(pool) => {
-            sqlx::query(sql).bind(name).bind(keep).execute(pool).await?;
-        }
-    }
+    on_db!(db, pool => {
+        sqlx::query(sql).bind(name).bind(keep).execute(pool).await?;
+    });
     Ok(())
 }
 
@@ -237,76 +225,36 @@ async fn set_keep_old(db: &Db, name: &str, keep: bool) -> Result<(), ProjectionE
 /// whether it switched (false when `to` is no longer building, e.g. another holder did it).
 pub async fn switch_live(db: &Db, name: &str, to: u32) -> Result<bool, ProjectionError> {
     let now = now_text();
+    // Retire first: the unique index allows one live build per projection at any moment. Both
+    // updates are conditional, so a second switcher promotes nothing and rolls back.
     let retire = "UPDATE projection_state SET status = 'retired', updated_at = $3 \
-                  WHERE name = $1 AND status = 'live' AND version <> $2";
+                  WHERE name = $1 AND status = 'live' AND version <> $2 \
+                    AND EXISTS (SELECT 1 FROM projection_state \
+                                WHERE name = $1 AND version = $2 AND status = 'building')";
     let promote = "UPDATE projection_state SET status = 'live', updated_at = $3 \
                    WHERE name = $1 AND version = $2 AND status = 'building'";
-    // Retire first: the unique index allows one live build per projection at any moment.
-    let check = "SELECT CAST(version AS BIGINT) FROM projection_state \
-                 WHERE name = $1 AND version = $2 AND status = 'building'";
-    let promoted = match db {
-        Db::Sqlite(pool) => {
-            // IMMEDIATE: the write lock now, so nobody switches between the check and the
-            // updates.
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            let building: Option<i64> = sqlx::query_scalar(check)
+    let promoted = on_db!(db, pool => {
+        let mut tx = pool.begin().await?;
+        for sql in [retire, promote] {
+            let done = sqlx::query(sql)
                 .bind(name)
                 .bind(i64::from(to))
-                .fetch_optional(&mut *tx)
-                .await?;
-            let mut promoted = 0;
-            if building.is_some() {
-                sqlx::query(retire)
-                    .bind(name)
-                    .bind(i64::from(to))
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await?;
-                promoted = sqlx::query(promote)
-                    .bind(name)
-                    .bind(i64::from(to))
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if sql == promote && done != 1 {
+                tx.rollback().await?;
+                return Ok(false);
             }
-            tx.commit().await?;
-            promoted
         }
-        Db::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            let lock = "SELECT CAST(version AS BIGINT) FROM projection_state \
-                        WHERE name = $1 FOR UPDATE";
-            let _: Vec<(i64,)> = sqlx::query_as(lock).bind(name).fetch_all(&mut *tx).await?;
-            let building: Option<i64> = sqlx::query_scalar(check)
-                .bind(name)
-                .bind(i64::from(to))
-                .fetch_optional(&mut *tx)
-                .await?;
-            let mut promoted = 0;
-            if building.is_some() {
-                sqlx::query(retire)
-                    .bind(name)
-                    .bind(i64::from(to))
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await?;
-                promoted = sqlx::query(promote)
-                    .bind(name)
-                    .bind(i64::from(to))
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            }
-            tx.commit().await?;
-            promoted
-        }
-    };
-    if promoted == 1 {
+        tx.commit().await?;
+        true
+    });
+    if promoted {
         forget_live_build(db, name);
     }
-    Ok(promoted == 1)
+    Ok(promoted)
 }
 
 /// Marks a build whose tables were dropped.
@@ -314,24 +262,14 @@ pub async fn mark_dropped(db: &Db, name: &str, build: u32) -> Result<(), Project
     let sql = "UPDATE projection_state SET status = 'dropped', updated_at = $3 \
                WHERE name = $1 AND version = $2 AND status = 'retired'";
     let now = now_text();
-    match db {
-        Db::Sqlite(pool) => {
-            sqlx::query(sql)
-                .bind(name)
-                .bind(i64::from(build))
-                .bind(&now)
-                .execute(pool)
-                .await?;
-        }
-        Db::Postgres(pool) => {
-            sqlx::query(sql)
-                .bind(name)
-                .bind(i64::from(build))
-                .bind(&now)
-                .execute(pool)
-                .await?;
-        }
-    }
+    on_db!(db, pool => {
+        sqlx::query(sql)
+            .bind(name)
+            .bind(i64::from(build))
+            .bind(&now)
+            .execute(pool)
+            .await?;
+    });
     Ok(())
 }
 
@@ -348,10 +286,7 @@ fn cache() -> &'static Mutex<HashMap<CacheKey, (u32, Instant)>> {
 
 /// Identifies a database by its pool's shared options (stable across clones of one pool).
 fn db_key(db: &Db) -> usize {
-    match db {
-        Db::Sqlite(pool) => Arc::as_ptr(&pool.connect_options()) as usize,
-        Db::Postgres(pool) => Arc::as_ptr(&pool.connect_options()) as usize,
-    }
+    on_db!(db, pool => Arc::as_ptr(&pool.connect_options()) as usize)
 }
 
 fn forget_live_build(db: &Db, name: &str) {
@@ -373,20 +308,12 @@ pub async fn live_build(db: &Db, name: &str, fallback: u32) -> Result<u32, sqlx:
     }
     let sql = "SELECT CAST(version AS BIGINT) FROM projection_state \
                WHERE name = $1 AND status = 'live'";
-    let found: Option<i64> = match db {
-        Db::Sqlite(pool) => {
-            sqlx::query_scalar(sql)
-                .bind(name)
-                .fetch_optional(pool)
-                .await?
-        }
-        Db::Postgres(pool) => {
-            sqlx::query_scalar(sql)
-                .bind(name)
-                .fetch_optional(pool)
-                .await?
-        }
-    };
+    let found: Option<i64> = on_db!(db, pool => {
+        sqlx::query_scalar(sql)
+            .bind(name)
+            .fetch_optional(pool)
+            .await?
+    });
     let build = found
         .and_then(|b| u32::try_from(b).ok())
         .unwrap_or(fallback);
@@ -438,30 +365,18 @@ pub async fn acquire_lease(db: &Db, name: &str, holder: &str) -> Result<bool, Pr
 /// Gives the lease up (on shutdown), so another instance takes over at once.
 pub async fn release_lease(db: &Db, name: &str, holder: &str) -> Result<(), ProjectionError> {
     let sql = "DELETE FROM projection_leases WHERE name = $1 AND holder = $2";
-    match db {
-        Db::Sqlite(pool) => {
-            sqlx::query(sql)
-                .bind(name)
-                .bind(holder)
-                .execute(pool)
-                .await?;
-        }
-        Db::Postgres(pool) => {
-            sqlx::query(sql)
-                .bind(name)
-                .bind(holder)
-                .execute(pool)
-                .await?;
-        }
-    }
+    on_db!(db, pool => {
+        sqlx::query(sql)
+            .bind(name)
+            .bind(holder)
+            .execute(pool)
+            .await?;
+    });
     Ok(())
 }
 
 /// Who holds each lease, and until when (Unix ms).
 pub async fn leases(db: &Db) -> Result<Vec<(String, String, i64)>, ProjectionError> {
     let sql = "SELECT name, holder, expires_at FROM projection_leases ORDER BY name";
-    Ok(match db {
-        Db::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await?,
-        Db::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await?,
-    })
+    Ok(on_db!(db, pool => sqlx::query_as(sql).fetch_all(pool).await?))
 }
