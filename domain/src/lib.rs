@@ -5,6 +5,7 @@
 //! Nothing here performs I/O; the write side (`dezky-commands`) persists what the aggregates
 //! decide.
 
+pub mod domains;
 pub mod metadata;
 pub mod probe;
 pub mod tenant;
