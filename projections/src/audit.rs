@@ -31,7 +31,7 @@
 //!   remembers to write readable summaries and the `from` side of status changes, which the
 //!   events themselves do not carry.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use dezky_commands::encoding::EventRecord;
 use dezky_commands::store::Db;
@@ -47,9 +47,9 @@ use serde_json::Value;
 
 use crate::runner::Dialect;
 use crate::tenants::{
-    byte_order, decode, decode_cursor, encode_cursor, execute, fetch_all, fetch_count,
-    fetch_optional_tx, fold_error, like_pattern, role_name, tenant_status_name, Arg, Page,
-    PageRequest, QueryError, Sql,
+    byte_order, decode, decode_cursor, encode_cursor, fetch_all, fetch_all_tx, fetch_count,
+    fold_error, in_list, insert_rows, like_pattern, role_name, tenant_status_name, Arg, Page,
+    PageRequest, QueryError, Sql, IN_LIST_CHUNK,
 };
 use crate::{Projection, ProjectionError, ReadTx};
 
@@ -295,10 +295,229 @@ impl Projection for AuditTimeline {
         tx: &mut ReadTx<'_>,
         events: &[EventRecord],
     ) -> Result<(), ProjectionError> {
-        let tables = Tables::of(self.version);
+        // Decoded first, then the state the summaries need (tenants' slugs and statuses,
+        // members' e-mails) is read for the whole batch in one query per table, the events are
+        // described in memory, and the timeline rows and changed state go back in multi-row
+        // statements: a handful of round trips a batch instead of one or more per event.
+        let mut decoded = Vec::with_capacity(events.len());
         for event in events {
-            fold(tx, &tables, event).await?;
+            let metadata = metadata_of(event)?;
+            let payload = match event.aggregate_type.as_str() {
+                TENANT_AGGREGATE_TYPE => Decoded::Tenant(Box::new(decode(event)?)),
+                PLATFORM_FLAG_AGGREGATE_TYPE => Decoded::PlatformFlag(decode(event)?),
+                SLUG_CLAIM_AGGREGATE_TYPE => Decoded::SlugClaim(decode(event)?),
+                _ => Decoded::Other,
+            };
+            decoded.push((event, metadata, payload));
         }
+        let tables = Tables::of(self.version);
+        let mut batch = AuditBatch::load(tx, &tables, &decoded).await?;
+        for (event, metadata, payload) in decoded {
+            fold(&mut batch, event, metadata, payload)?;
+        }
+        batch.store(tx, &tables).await?;
+        Ok(())
+    }
+}
+
+/// An event's payload, decoded by aggregate type.
+enum Decoded {
+    /// Boxed: tenant events are far larger than the others.
+    Tenant(Box<TenantEvent>),
+    PlatformFlag(PlatformFlagEvent),
+    SlugClaim(SlugClaimEvent),
+    /// An aggregate the timeline does not read the payload of.
+    Other,
+}
+
+/// The timeline rows of one batch, and the fold's memory of the tenants and members it names,
+/// read before the batch and written back after it.
+struct AuditBatch {
+    /// (slug, status) of every tenant the batch's tenant events name; `None`: no row yet.
+    tenants: HashMap<String, Option<(String, String)>>,
+    /// E-mails of the members the batch names, by (tenant, member).
+    members: HashMap<(String, String), String>,
+    changed_tenants: BTreeSet<String>,
+    changed_members: BTreeSet<(String, String)>,
+    rows: Vec<Vec<Arg>>,
+}
+
+/// The members a tenant event names.
+fn members_named(event: &TenantEvent) -> Vec<&str> {
+    match event {
+        TenantEvent::MemberInvited { member_id, .. }
+        | TenantEvent::MemberAdded { member_id, .. }
+        | TenantEvent::MemberRoleChanged { member_id, .. }
+        | TenantEvent::MemberSuspended { member_id }
+        | TenantEvent::MemberResumed { member_id }
+        | TenantEvent::MemberLogoutRequested { member_id }
+        | TenantEvent::MemberPasswordResetRequested { member_id }
+        | TenantEvent::MemberRemoved { member_id }
+        | TenantEvent::MemberSubjectLinked { member_id, .. }
+        | TenantEvent::MemberMailboxCreated { member_id } => vec![member_id.as_str()],
+        TenantEvent::OwnershipTransferred {
+            from_member_id,
+            to_member_id,
+        } => vec![from_member_id.as_str(), to_member_id.as_str()],
+        _ => Vec::new(),
+    }
+}
+
+impl AuditBatch {
+    async fn load(
+        tx: &mut ReadTx<'_>,
+        tables: &Tables,
+        events: &[(&EventRecord, BTreeMap<String, String>, Decoded)],
+    ) -> Result<Self, ProjectionError> {
+        let mut named: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (event, _, payload) in events {
+            if let Decoded::Tenant(tenant_event) = payload {
+                let members = named.entry(event.aggregate_id.clone()).or_default();
+                members.extend(members_named(tenant_event).into_iter().map(str::to_owned));
+            }
+        }
+        let tenant_ids: Vec<String> = named.keys().cloned().collect();
+        let mut tenants: HashMap<String, Option<(String, String)>> =
+            tenant_ids.iter().map(|id| (id.clone(), None)).collect();
+        for chunk in tenant_ids.chunks(IN_LIST_CHUNK) {
+            let mut sql = Sql::new(format!(
+                "SELECT tenant_id, slug, status FROM {} WHERE tenant_id IN ",
+                tables.tenants
+            ));
+            let list = in_list(&mut sql, chunk);
+            sql.push(&list);
+            let rows: Vec<TenantState> = fetch_all_tx(tx, &sql).await?;
+            for row in rows {
+                tenants.insert(row.tenant_id, Some((row.slug, row.status)));
+            }
+        }
+        // By tenant and member id lists together, so both databases probe the primary key;
+        // the few extra pairs this can return are harmless.
+        let mut members = HashMap::new();
+        let named: Vec<(String, BTreeSet<String>)> = named
+            .into_iter()
+            .filter(|(_, members)| !members.is_empty())
+            .collect();
+        for chunk in named.chunks(IN_LIST_CHUNK / 2) {
+            let tenant_ids: Vec<String> = chunk.iter().map(|(t, _)| t.clone()).collect();
+            let member_ids: BTreeSet<&String> = chunk.iter().flat_map(|(_, m)| m).collect();
+            let member_ids: Vec<String> = member_ids.into_iter().cloned().collect();
+            for member_chunk in member_ids.chunks(IN_LIST_CHUNK) {
+                let mut sql = Sql::new(format!(
+                    "SELECT tenant_id, member_id, email FROM {} WHERE tenant_id IN ",
+                    tables.members
+                ));
+                let list = in_list(&mut sql, &tenant_ids);
+                sql.push(&list);
+                sql.push(" AND member_id IN ");
+                let list = in_list(&mut sql, member_chunk);
+                sql.push(&list);
+                let rows: Vec<MemberState> = fetch_all_tx(tx, &sql).await?;
+                for row in rows {
+                    members.insert((row.tenant_id, row.member_id), row.email);
+                }
+            }
+        }
+        Ok(Self {
+            tenants,
+            members,
+            changed_tenants: BTreeSet::new(),
+            changed_members: BTreeSet::new(),
+            rows: Vec::with_capacity(events.len()),
+        })
+    }
+
+    /// A member's name in summaries: their e-mail once known (member ids are never reused,
+    /// so the e-mail stays right even after a removal).
+    fn member_label(&self, tenant_id: &str, member_id: &str) -> String {
+        self.members
+            .get(&(tenant_id.to_owned(), member_id.to_owned()))
+            .cloned()
+            .unwrap_or_else(|| member_id.to_owned())
+    }
+
+    /// Records a tenant's new status; returns the `status` change and the tenant's label.
+    fn status_change(&mut self, tenant_id: &str, to: TenantStatus) -> (FieldDiff, String) {
+        let to = tenant_status_name(to);
+        match self.tenants.get_mut(tenant_id) {
+            Some(Some((slug, status))) => {
+                let change = FieldDiff::new(std::mem::replace(status, to.to_owned()), to);
+                self.changed_tenants.insert(tenant_id.to_owned());
+                (change, slug.clone())
+            }
+            _ => (FieldDiff::set(to), tenant_id.to_owned()),
+        }
+    }
+
+    fn remember_tenant(&mut self, tenant_id: &str, slug: &str, status: &str) {
+        self.tenants.insert(
+            tenant_id.to_owned(),
+            Some((slug.to_owned(), status.to_owned())),
+        );
+        self.changed_tenants.insert(tenant_id.to_owned());
+    }
+
+    fn remember_member(&mut self, tenant_id: &str, member_id: &str, email: &str) {
+        let key = (tenant_id.to_owned(), member_id.to_owned());
+        self.members.insert(key.clone(), email.to_owned());
+        self.changed_members.insert(key);
+    }
+
+    /// Writes the timeline rows and the changed memory back, in multi-row statements.
+    async fn store(self, tx: &mut ReadTx<'_>, tables: &Tables) -> Result<(), ProjectionError> {
+        insert_rows(
+            tx,
+            &format!(
+                "INSERT INTO {} (position, tenant_id, recorded_at, occurred_at, actor_subject, \
+                 actor_email, actor_email_key, request_ip, action, aggregate_type, aggregate_id, \
+                 outcome, summary, diff, search_key)",
+                tables.timeline
+            ),
+            "",
+            self.rows,
+        )
+        .await?;
+        let tenant_rows = self
+            .changed_tenants
+            .iter()
+            .filter_map(|id| {
+                let (slug, status) = self.tenants.get(id)?.as_ref()?;
+                Some(vec![
+                    Arg::Text(id.clone()),
+                    Arg::Text(slug.clone()),
+                    Arg::Text(status.clone()),
+                ])
+            })
+            .collect();
+        insert_rows(
+            tx,
+            &format!("INSERT INTO {} (tenant_id, slug, status)", tables.tenants),
+            "ON CONFLICT (tenant_id) DO UPDATE SET slug = excluded.slug, status = excluded.status",
+            tenant_rows,
+        )
+        .await?;
+        let member_rows = self
+            .changed_members
+            .iter()
+            .filter_map(|key| {
+                let email = self.members.get(key)?;
+                Some(vec![
+                    Arg::Text(key.0.clone()),
+                    Arg::Text(key.1.clone()),
+                    Arg::Text(email.clone()),
+                ])
+            })
+            .collect();
+        insert_rows(
+            tx,
+            &format!(
+                "INSERT INTO {} (tenant_id, member_id, email)",
+                tables.members
+            ),
+            "ON CONFLICT (tenant_id, member_id) DO UPDATE SET email = excluded.email",
+            member_rows,
+        )
+        .await?;
         Ok(())
     }
 }
@@ -343,22 +562,18 @@ fn metadata_of(event: &EventRecord) -> Result<BTreeMap<String, String>, Projecti
         .collect())
 }
 
-async fn fold(
-    tx: &mut ReadTx<'_>,
-    tables: &Tables,
+fn fold(
+    batch: &mut AuditBatch,
     event: &EventRecord,
+    metadata: BTreeMap<String, String>,
+    payload: Decoded,
 ) -> Result<(), ProjectionError> {
-    let metadata = metadata_of(event)?;
-    let described = match event.aggregate_type.as_str() {
-        TENANT_AGGREGATE_TYPE => {
-            let decoded: TenantEvent = decode(event)?;
-            describe_tenant_event(tx, tables, event, decoded).await?
-        }
-        PLATFORM_FLAG_AGGREGATE_TYPE => {
-            let PlatformFlagEvent::PlatformTenantAssigned {
-                tenant_id,
-                previous,
-            } = decode(event)?;
+    let described = match payload {
+        Decoded::Tenant(decoded) => describe_tenant_event(batch, event, *decoded)?,
+        Decoded::PlatformFlag(PlatformFlagEvent::PlatformTenantAssigned {
+            tenant_id,
+            previous,
+        }) => {
             let summary = match &previous {
                 Some(previous) => {
                     format!("Tenant {tenant_id} made the platform tenant (previously {previous})")
@@ -371,9 +586,9 @@ async fn fold(
                 ..Described::new(summary, diff_of([("platform_tenant", change)]))
             }
         }
-        SLUG_CLAIM_AGGREGATE_TYPE => {
+        Decoded::SlugClaim(claim) => {
             let slug = &event.aggregate_id;
-            let (summary, change, tenant_id) = match decode(event)? {
+            let (summary, change, tenant_id) = match claim {
                 SlugClaimEvent::SlugClaimed { tenant_id } => (
                     format!("Slug {slug} claimed"),
                     FieldDiff::set(tenant_id.clone()),
@@ -390,7 +605,7 @@ async fn fold(
                 ..Described::new(summary, diff_of([("holder", change)]))
             }
         }
-        _ => Described::new(
+        Decoded::Other => Described::new(
             format!(
                 "{} on {} {}",
                 event.event_type, event.aggregate_type, event.aggregate_id
@@ -420,109 +635,38 @@ async fn fold(
     .join(&SEARCH_FIELD_SEPARATOR.to_string())
     .to_lowercase();
     let diff = serde_json::to_string(&described.diff).map_err(|error| fold_error(event, error))?;
-    execute(
-        tx,
-        &format!(
-            "INSERT INTO {} (position, tenant_id, recorded_at, occurred_at, actor_subject, \
-             actor_email, actor_email_key, request_ip, action, aggregate_type, aggregate_id, \
-             outcome, summary, diff, search_key) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-            tables.timeline
-        ),
-        &[
-            Arg::Int(i64::try_from(event.position).unwrap_or(i64::MAX)),
-            Arg::Text(tenant_id),
-            Arg::Text(event.recorded_at.clone()),
-            Arg::NullableText(metadata.get(KEY_OCCURRED_AT).cloned()),
-            Arg::NullableText(actor_subject),
-            Arg::NullableText(actor_email.clone()),
-            Arg::NullableText(actor_email.map(|e| e.trim().to_lowercase())),
-            Arg::NullableText(metadata.get(KEY_REQUEST_IP).cloned()),
-            Arg::Text(event.event_type.clone()),
-            Arg::Text(event.aggregate_type.clone()),
-            Arg::Text(event.aggregate_id.clone()),
-            Arg::Text(AuditOutcome::Success.as_str().to_owned()),
-            Arg::Text(described.summary),
-            Arg::Text(diff),
-            Arg::Text(search_key),
-        ],
-    )
-    .await?;
+    batch.rows.push(vec![
+        Arg::Int(i64::try_from(event.position).unwrap_or(i64::MAX)),
+        Arg::Text(tenant_id),
+        Arg::Text(event.recorded_at.clone()),
+        Arg::NullableText(metadata.get(KEY_OCCURRED_AT).cloned()),
+        Arg::NullableText(actor_subject),
+        Arg::NullableText(actor_email.clone()),
+        Arg::NullableText(actor_email.map(|e| e.trim().to_lowercase())),
+        Arg::NullableText(metadata.get(KEY_REQUEST_IP).cloned()),
+        Arg::Text(event.event_type.clone()),
+        Arg::Text(event.aggregate_type.clone()),
+        Arg::Text(event.aggregate_id.clone()),
+        Arg::Text(AuditOutcome::Success.as_str().to_owned()),
+        Arg::Text(described.summary),
+        Arg::Text(diff),
+        Arg::Text(search_key),
+    ]);
     Ok(())
 }
 
 #[derive(sqlx::FromRow)]
 struct TenantState {
+    tenant_id: String,
     slug: String,
     status: String,
 }
 
 #[derive(sqlx::FromRow)]
 struct MemberState {
+    tenant_id: String,
+    member_id: String,
     email: String,
-}
-
-async fn tenant_state(
-    tx: &mut ReadTx<'_>,
-    tables: &Tables,
-    tenant_id: &str,
-) -> Result<Option<TenantState>, ProjectionError> {
-    Ok(fetch_optional_tx(
-        tx,
-        &format!(
-            "SELECT slug, status FROM {} WHERE tenant_id = $1",
-            tables.tenants
-        ),
-        &[Arg::Text(tenant_id.to_owned())],
-    )
-    .await?)
-}
-
-/// A member's name in summaries: their e-mail once known (member ids are never reused, so
-/// the e-mail stays right even after a removal).
-async fn member_label(
-    tx: &mut ReadTx<'_>,
-    tables: &Tables,
-    tenant_id: &str,
-    member_id: &str,
-) -> Result<String, ProjectionError> {
-    let state: Option<MemberState> = fetch_optional_tx(
-        tx,
-        &format!(
-            "SELECT email FROM {} WHERE tenant_id = $1 AND member_id = $2",
-            tables.members
-        ),
-        &[
-            Arg::Text(tenant_id.to_owned()),
-            Arg::Text(member_id.to_owned()),
-        ],
-    )
-    .await?;
-    Ok(state.map_or_else(|| member_id.to_owned(), |state| state.email))
-}
-
-/// Records a tenant's new status; returns the `status` change and the tenant's label.
-async fn status_change(
-    tx: &mut ReadTx<'_>,
-    tables: &Tables,
-    tenant_id: &str,
-    to: TenantStatus,
-) -> Result<(FieldDiff, String), ProjectionError> {
-    let state = tenant_state(tx, tables, tenant_id).await?;
-    let to = tenant_status_name(to);
-    execute(
-        tx,
-        &format!(
-            "UPDATE {} SET status = $2 WHERE tenant_id = $1",
-            tables.tenants
-        ),
-        &[Arg::Text(tenant_id.to_owned()), Arg::Text(to.to_owned())],
-    )
-    .await?;
-    Ok(match state {
-        Some(state) => (FieldDiff::new(state.status, to), state.slug),
-        None => (FieldDiff::set(to), tenant_id.to_owned()),
-    })
 }
 
 /// The `{field: {from, to}}` map of an update event's changes. The change structs serialize
@@ -542,9 +686,8 @@ fn fields_sentence(what: &str, diff: &Diff) -> String {
     }
 }
 
-async fn describe_tenant_event(
-    tx: &mut ReadTx<'_>,
-    tables: &Tables,
+fn describe_tenant_event(
+    batch: &mut AuditBatch,
     record: &EventRecord,
     event: TenantEvent,
 ) -> Result<Described, ProjectionError> {
@@ -559,21 +702,7 @@ async fn describe_tenant_event(
             ..
         } => {
             let status = tenant_status_name(TenantStatus::PendingProvisioning);
-            execute(
-                tx,
-                &format!(
-                    "INSERT INTO {} (tenant_id, slug, status) VALUES ($1, $2, $3) \
-                     ON CONFLICT (tenant_id) DO UPDATE SET slug = excluded.slug, \
-                     status = excluded.status",
-                    tables.tenants
-                ),
-                &[
-                    Arg::Text(tenant_id.to_owned()),
-                    Arg::Text(slug.clone()),
-                    Arg::Text(status.to_owned()),
-                ],
-            )
-            .await?;
+            batch.remember_tenant(tenant_id, &slug, status);
             let through = partner_id
                 .as_deref()
                 .map(|p| format!(" through partner {p}"))
@@ -595,32 +724,28 @@ async fn describe_tenant_event(
             Described::new(summary, diff)
         }
         TenantEvent::TenantProvisioned {} => {
-            let (change, label) =
-                status_change(tx, tables, tenant_id, TenantStatus::Active).await?;
+            let (change, label) = batch.status_change(tenant_id, TenantStatus::Active);
             Described::new(
                 format!("Workspace {label} provisioned"),
                 diff_of([("status", change)]),
             )
         }
         TenantEvent::TenantSuspended {} => {
-            let (change, label) =
-                status_change(tx, tables, tenant_id, TenantStatus::Suspended).await?;
+            let (change, label) = batch.status_change(tenant_id, TenantStatus::Suspended);
             Described::new(
                 format!("Workspace {label} suspended"),
                 diff_of([("status", change)]),
             )
         }
         TenantEvent::TenantResumed {} => {
-            let (change, label) =
-                status_change(tx, tables, tenant_id, TenantStatus::Active).await?;
+            let (change, label) = batch.status_change(tenant_id, TenantStatus::Active);
             Described::new(
                 format!("Workspace {label} resumed"),
                 diff_of([("status", change)]),
             )
         }
         TenantEvent::TenantSoftDeleted { deleted_at } => {
-            let (change, label) =
-                status_change(tx, tables, tenant_id, TenantStatus::SoftDeleted).await?;
+            let (change, label) = batch.status_change(tenant_id, TenantStatus::SoftDeleted);
             Described::new(
                 format!("Workspace {label} deleted (can still be restored until purged)"),
                 diff_of([
@@ -630,7 +755,7 @@ async fn describe_tenant_event(
             )
         }
         TenantEvent::TenantPurged { slug } => {
-            let (change, _) = status_change(tx, tables, tenant_id, TenantStatus::Purged).await?;
+            let (change, _) = batch.status_change(tenant_id, TenantStatus::Purged);
             Described::new(
                 format!("Workspace {slug} purged; the slug can be claimed again"),
                 diff_of([("status", change)]),
@@ -656,7 +781,7 @@ async fn describe_tenant_event(
             owner,
             has_mailbox,
         } => {
-            remember_member(tx, tables, tenant_id, &member_id, &email).await?;
+            batch.remember_member(tenant_id, &member_id, &email);
             let as_owner = if owner { " and owner" } else { "" };
             let summary = format!(
                 "{display_name} <{email}> invited as {}{as_owner}",
@@ -680,7 +805,7 @@ async fn describe_tenant_event(
             role,
             has_mailbox,
         } => {
-            remember_member(tx, tables, tenant_id, &member_id, &email).await?;
+            batch.remember_member(tenant_id, &member_id, &email);
             let summary = format!("{display_name} <{email}> added as {}", role_name(role));
             let diff = diff_of([
                 ("email", FieldDiff::set(email)),
@@ -695,7 +820,7 @@ async fn describe_tenant_event(
             from,
             to,
         } => {
-            let who = member_label(tx, tables, tenant_id, &member_id).await?;
+            let who = batch.member_label(tenant_id, &member_id);
             Described::new(
                 format!(
                     "Role of {who} changed from {} to {}",
@@ -709,8 +834,8 @@ async fn describe_tenant_event(
             from_member_id,
             to_member_id,
         } => {
-            let from = member_label(tx, tables, tenant_id, &from_member_id).await?;
-            let to = member_label(tx, tables, tenant_id, &to_member_id).await?;
+            let from = batch.member_label(tenant_id, &from_member_id);
+            let to = batch.member_label(tenant_id, &to_member_id);
             Described::new(
                 format!("Ownership transferred from {from} to {to}"),
                 diff_of([("owner", FieldDiff::new(from_member_id, to_member_id))]),
@@ -719,43 +844,43 @@ async fn describe_tenant_event(
         // The aggregate suspends only active members and resumes only suspended ones, so
         // the `from` side is known without remembering member statuses.
         TenantEvent::MemberSuspended { member_id } => {
-            let who = member_label(tx, tables, tenant_id, &member_id).await?;
+            let who = batch.member_label(tenant_id, &member_id);
             Described::new(
                 format!("{who} suspended"),
                 diff_of([("status", FieldDiff::new("active", "suspended"))]),
             )
         }
         TenantEvent::MemberResumed { member_id } => {
-            let who = member_label(tx, tables, tenant_id, &member_id).await?;
+            let who = batch.member_label(tenant_id, &member_id);
             Described::new(
                 format!("{who} resumed"),
                 diff_of([("status", FieldDiff::new("suspended", "active"))]),
             )
         }
         TenantEvent::MemberLogoutRequested { member_id } => {
-            let who = member_label(tx, tables, tenant_id, &member_id).await?;
+            let who = batch.member_label(tenant_id, &member_id);
             Described::new(
                 format!("Sign-out of every session requested for {who}"),
                 Diff::new(),
             )
         }
         TenantEvent::MemberPasswordResetRequested { member_id } => {
-            let who = member_label(tx, tables, tenant_id, &member_id).await?;
+            let who = batch.member_label(tenant_id, &member_id);
             Described::new(format!("Password reset requested for {who}"), Diff::new())
         }
         TenantEvent::MemberRemoved { member_id } => {
-            let who = member_label(tx, tables, tenant_id, &member_id).await?;
+            let who = batch.member_label(tenant_id, &member_id);
             Described::new(format!("{who} removed"), Diff::new())
         }
         TenantEvent::MemberSubjectLinked { member_id, subject } => {
-            let who = member_label(tx, tables, tenant_id, &member_id).await?;
+            let who = batch.member_label(tenant_id, &member_id);
             Described::new(
                 format!("{who} linked to single sign-on account {subject}"),
                 diff_of([("subject", FieldDiff::set(subject))]),
             )
         }
         TenantEvent::MemberMailboxCreated { member_id } => {
-            let who = member_label(tx, tables, tenant_id, &member_id).await?;
+            let who = batch.member_label(tenant_id, &member_id);
             Described::new(
                 format!("Mailbox created for {who}"),
                 diff_of([("has_mailbox", FieldDiff::new(false, true))]),
@@ -763,30 +888,6 @@ async fn describe_tenant_event(
         }
     };
     Ok(described)
-}
-
-async fn remember_member(
-    tx: &mut ReadTx<'_>,
-    tables: &Tables,
-    tenant_id: &str,
-    member_id: &str,
-    email: &str,
-) -> Result<(), ProjectionError> {
-    execute(
-        tx,
-        &format!(
-            "INSERT INTO {} (tenant_id, member_id, email) VALUES ($1, $2, $3) \
-             ON CONFLICT (tenant_id, member_id) DO UPDATE SET email = excluded.email",
-            tables.members
-        ),
-        &[
-            Arg::Text(tenant_id.to_owned()),
-            Arg::Text(member_id.to_owned()),
-            Arg::Text(email.to_owned()),
-        ],
-    )
-    .await?;
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@
 //! the starting point within the same filtered, scoped query, so it is validated, not signed.
 //! The page and cursor types live here and are shared by the audit timeline.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -318,6 +318,60 @@ pub(crate) async fn execute(
         .map(|done| done.rows_affected()))
 }
 
+/// Most values one statement binds: SQLite's limit (PostgreSQL allows 65,535), so one
+/// statement builder serves both.
+pub(crate) const MAX_BOUND_ARGS: usize = 32_766;
+/// Keys per `IN (…)` list when a batch reads or deletes the rows it touches.
+pub(crate) const IN_LIST_CHUNK: usize = 5_000;
+
+/// Adds `values` as arguments and returns their parenthesized placeholder list, for `IN`.
+pub(crate) fn in_list(sql: &mut Sql, values: &[String]) -> String {
+    let placeholders: Vec<String> = values
+        .iter()
+        .map(|v| sql.arg(Arg::Text(v.clone())))
+        .collect();
+    format!("({})", placeholders.join(", "))
+}
+
+/// Runs `{head} VALUES (…), (…) {tail}` for `rows` (all of one width), in as few statements as
+/// [`MAX_BOUND_ARGS`] allows: a batch's rows cost a round trip per few thousand, not one each.
+pub(crate) async fn insert_rows(
+    tx: &mut ReadTx<'_>,
+    head: &str,
+    tail: &str,
+    rows: Vec<Vec<Arg>>,
+) -> Result<(), sqlx::Error> {
+    use std::fmt::Write as _;
+    let Some(width) = rows.first().map(Vec::len) else {
+        return Ok(());
+    };
+    let per_statement = (MAX_BOUND_ARGS / width.max(1)).max(1);
+    for chunk in rows.chunks(per_statement) {
+        let mut text = String::with_capacity(head.len() + tail.len() + chunk.len() * width * 7);
+        text.push_str(head);
+        text.push_str(" VALUES ");
+        let mut n = 0;
+        for (i, row) in chunk.iter().enumerate() {
+            text.push_str(if i == 0 { "(" } else { ", (" });
+            for j in 0..row.len() {
+                n += 1;
+                let separator = if j == 0 { "" } else { ", " };
+                // Writing to a String cannot fail.
+                let _ = write!(text, "{separator}${n}");
+            }
+            text.push(')');
+        }
+        text.push(' ');
+        text.push_str(tail);
+        on_tx!(tx, conn => {
+            bound!(sqlx::query(&text), chunk.iter().flatten())
+                .execute(&mut **conn)
+                .await?;
+        });
+    }
+    Ok(())
+}
+
 /// Runs a query inside a transaction and decodes every row.
 pub(crate) async fn fetch_all_tx<T: AnyRow>(
     tx: &mut ReadTx<'_>,
@@ -602,219 +656,157 @@ impl Projection for TenantDirectory {
         tx: &mut ReadTx<'_>,
         events: &[EventRecord],
     ) -> Result<(), ProjectionError> {
-        let tables = self.tables();
+        // The batch is folded in memory: every row it touches is read first (one query per
+        // table), the events are applied in Rust, and the changed rows are written back with
+        // multi-row statements, so a batch costs a handful of round trips, not one per event.
+        let mut decoded = Vec::with_capacity(events.len());
         for event in events {
             match event.aggregate_type.as_str() {
                 TENANT_AGGREGATE_TYPE => {
-                    let decoded: TenantEvent = decode(event)?;
-                    fold_tenant_event(tx, &tables, event, decoded).await?;
+                    decoded.push((event, DirectoryEvent::Tenant(Box::new(decode(event)?))));
                 }
                 PLATFORM_FLAG_AGGREGATE_TYPE => {
                     let PlatformFlagEvent::PlatformTenantAssigned { tenant_id, .. } =
                         decode(event)?;
-                    fold_platform_flag(tx, &tables, &event.recorded_at, &tenant_id).await?;
+                    decoded.push((event, DirectoryEvent::PlatformFlag(tenant_id)));
                 }
                 // Slug claims, probes and aggregates this version does not know change nothing
                 // in the directory.
                 _ => {}
             }
         }
+        if decoded.is_empty() {
+            return Ok(());
+        }
+        let tables = self.tables();
+        let mut batch = DirectoryBatch::load(tx, &tables, &decoded).await?;
+        for (record, event) in decoded {
+            match event {
+                DirectoryEvent::Tenant(event) => batch.fold_tenant_event(record, *event),
+                DirectoryEvent::PlatformFlag(holder) => {
+                    batch.fold_platform_flag(&record.recorded_at, &holder);
+                }
+            }
+        }
+        batch.store(tx, &tables).await?;
         Ok(())
     }
 }
 
-async fn fold_platform_flag(
-    tx: &mut ReadTx<'_>,
-    tables: &Tables,
-    recorded_at: &str,
-    holder: &str,
-) -> Result<(), ProjectionError> {
-    let Tables {
-        tenants, platform, ..
-    } = tables;
-    execute(
-        tx,
-        &format!(
-            "INSERT INTO {platform} (singleton, tenant_id) VALUES (1, $1) \
-             ON CONFLICT (singleton) DO UPDATE SET tenant_id = excluded.tenant_id"
-        ),
-        &[Arg::Text(holder.to_owned())],
-    )
-    .await?;
-    // Only the two rows whose flag flips are touched, so `updated_at` of the others stays.
-    execute(
-        tx,
-        &format!(
-            "UPDATE {tenants} SET is_platform_tenant = (tenant_id = $1), updated_at = $2 \
-             WHERE tenant_id = $1 OR is_platform_tenant = $3"
-        ),
-        &[
-            Arg::Text(holder.to_owned()),
-            Arg::Text(recorded_at.to_owned()),
-            Arg::Bool(true),
-        ],
-    )
-    .await?;
-    Ok(())
+/// An event the directory folds, decoded.
+enum DirectoryEvent {
+    /// Boxed: tenant events are far larger than the flag's.
+    Tenant(Box<TenantEvent>),
+    /// The platform flag's new holder.
+    PlatformFlag(String),
 }
 
-/// Recomputes a tenant's member counts after a membership change.
-async fn recount(
-    tx: &mut ReadTx<'_>,
-    tables: &Tables,
-    tenant_id: &str,
-    recorded_at: &str,
-) -> Result<(), ProjectionError> {
-    let Tables {
-        tenants, members, ..
-    } = tables;
-    execute(
-        tx,
-        &format!(
-            "UPDATE {tenants} SET \
-             member_count = (SELECT COUNT(*) FROM {members} WHERE {members}.tenant_id = $1), \
-             admin_count = (SELECT COUNT(*) FROM {members} \
-                            WHERE {members}.tenant_id = $1 AND {members}.role = $3), \
-             updated_at = $2 WHERE tenant_id = $1"
-        ),
-        &[
-            Arg::Text(tenant_id.to_owned()),
-            Arg::Text(recorded_at.to_owned()),
-            Arg::Text(role_name(Role::Admin).to_owned()),
-        ],
-    )
-    .await?;
-    Ok(())
-}
-
-async fn touch(
-    tx: &mut ReadTx<'_>,
-    tables: &Tables,
-    tenant_id: &str,
-    recorded_at: &str,
-    set: &str,
-    args: &[Arg],
-) -> Result<(), ProjectionError> {
-    // `set` uses placeholders from $3 on; $1 is the tenant and $2 the time.
-    let mut all = vec![
-        Arg::Text(tenant_id.to_owned()),
-        Arg::Text(recorded_at.to_owned()),
-    ];
-    all.extend_from_slice(args);
-    let separator = if set.is_empty() { "" } else { ", " };
-    execute(
-        tx,
-        &format!(
-            "UPDATE {} SET updated_at = $2{separator}{set} WHERE tenant_id = $1",
-            tables.tenants
-        ),
-        &all,
-    )
-    .await?;
-    Ok(())
-}
-
-async fn set_member(
-    tx: &mut ReadTx<'_>,
-    tables: &Tables,
-    tenant_id: &str,
-    member_id: &str,
-    set: &str,
-    value: Arg,
-) -> Result<(), ProjectionError> {
-    execute(
-        tx,
-        &format!(
-            "UPDATE {} SET {set} = $3 WHERE tenant_id = $1 AND member_id = $2",
-            tables.members
-        ),
-        &[
-            Arg::Text(tenant_id.to_owned()),
-            Arg::Text(member_id.to_owned()),
-            value,
-        ],
-    )
-    .await?;
-    Ok(())
-}
-
-struct NewMemberRow<'a> {
-    member_id: &'a str,
-    email: &'a str,
-    display_name: &'a str,
-    role: Role,
-    owner: bool,
+/// A member row as stored (with its tenant and search key).
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct StoredMember {
+    tenant_id: String,
+    member_id: String,
+    email: String,
+    email_key: String,
+    display_name: String,
+    role: String,
+    is_owner: bool,
+    status: String,
     has_mailbox: bool,
+    subject: Option<String>,
 }
 
-async fn insert_member(
-    tx: &mut ReadTx<'_>,
-    tables: &Tables,
-    tenant_id: &str,
-    member: NewMemberRow<'_>,
-) -> Result<(), ProjectionError> {
-    let members = &tables.members;
-    if member.owner {
-        execute(
-            tx,
-            &format!("UPDATE {members} SET is_owner = $2 WHERE tenant_id = $1"),
-            &[Arg::Text(tenant_id.to_owned()), Arg::Bool(false)],
-        )
-        .await?;
-    }
-    // Like the aggregate's fold, a (re)inserted member starts active and unlinked.
-    execute(
-        tx,
-        &format!(
-            "INSERT INTO {members} (tenant_id, member_id, email, email_key, display_name, role, \
-             is_owner, status, has_mailbox, subject) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL) \
-             ON CONFLICT (tenant_id, member_id) DO UPDATE SET email = excluded.email, \
-             email_key = excluded.email_key, display_name = excluded.display_name, \
-             role = excluded.role, is_owner = ({members}.is_owner OR excluded.is_owner), \
-             status = excluded.status, has_mailbox = excluded.has_mailbox, subject = NULL"
-        ),
-        &[
-            Arg::Text(tenant_id.to_owned()),
-            Arg::Text(member.member_id.to_owned()),
-            Arg::Text(member.email.to_owned()),
-            Arg::Text(email_key(member.email)),
-            Arg::Text(member.display_name.to_owned()),
-            Arg::Text(role_name(member.role).to_owned()),
-            Arg::Bool(member.owner),
-            Arg::Text(member_status_name(MemberStatus::Active).to_owned()),
-            Arg::Bool(member.has_mailbox),
-        ],
-    )
-    .await?;
-    Ok(())
+/// The rows one batch touches, as the fold changes them before they are written back.
+struct DirectoryBatch {
+    /// Every tenant the batch names (`None`: no row, which updates leave alone, as an
+    /// `UPDATE` of a missing row would), and the platform flag's holders when it moves.
+    tenants: HashMap<String, Option<TenantRecord>>,
+    /// The current members of every tenant the batch's tenant events name, by member id.
+    members: HashMap<String, BTreeMap<String, StoredMember>>,
+    /// The platform flag's holder.
+    platform: Option<String>,
+    changed_tenants: BTreeSet<String>,
+    /// Member rows to write back: upserted when present in `members`, deleted when not.
+    changed_members: BTreeSet<(String, String)>,
+    platform_changed: bool,
 }
 
-/// E-mail addresses compare trimmed and case-insensitively, as the aggregate compares them.
-fn email_key(email: &str) -> String {
-    email.trim().to_lowercase()
-}
-
-async fn fold_tenant_event(
-    tx: &mut ReadTx<'_>,
-    tables: &Tables,
-    record: &EventRecord,
-    event: TenantEvent,
-) -> Result<(), ProjectionError> {
-    // The aggregate id is the tenant: later events carry no tenant id of their own.
-    let tenant_id = record.aggregate_id.as_str();
-    let at = record.recorded_at.as_str();
-    let status = |status: TenantStatus| Arg::Text(tenant_status_name(status).to_owned());
-    match event {
-        TenantEvent::TenantCreated {
-            organization_name,
-            slug,
-            plan,
-            seats,
-            partner_id,
-            created_at,
-            ..
-        } => {
+impl DirectoryBatch {
+    /// Reads the rows `events` touch, in one query per table (more only past the bound
+    /// parameter limit).
+    async fn load(
+        tx: &mut ReadTx<'_>,
+        tables: &Tables,
+        events: &[(&EventRecord, DirectoryEvent)],
+    ) -> Result<Self, ProjectionError> {
+        let mut tenant_ids = BTreeSet::new();
+        let mut member_tenants = BTreeSet::new();
+        let mut platform_moves = false;
+        let mut needs_holder = false;
+        for (record, event) in events {
+            match event {
+                DirectoryEvent::Tenant(event) => {
+                    tenant_ids.insert(record.aggregate_id.clone());
+                    member_tenants.insert(record.aggregate_id.clone());
+                    needs_holder |= matches!(**event, TenantEvent::TenantCreated { .. });
+                }
+                DirectoryEvent::PlatformFlag(holder) => {
+                    tenant_ids.insert(holder.clone());
+                    platform_moves = true;
+                }
+            }
+        }
+        let tenant_ids: Vec<String> = tenant_ids.into_iter().collect();
+        let member_tenants: Vec<String> = member_tenants.into_iter().collect();
+        let mut tenants: HashMap<String, Option<TenantRecord>> =
+            tenant_ids.iter().map(|id| (id.clone(), None)).collect();
+        for chunk in tenant_ids.chunks(IN_LIST_CHUNK) {
+            let mut sql = Sql::new(format!(
+                "SELECT {TENANT_COLUMNS} FROM {} WHERE tenant_id IN ",
+                tables.tenants
+            ));
+            let list = in_list(&mut sql, chunk);
+            sql.push(&list);
+            let rows: Vec<TenantRecord> = fetch_all_tx(tx, &sql).await?;
+            for row in rows {
+                tenants.insert(row.tenant_id.clone(), Some(row));
+            }
+        }
+        if platform_moves {
+            // The flag's move also clears it on whoever holds it now.
+            let mut sql = Sql::new(format!(
+                "SELECT {TENANT_COLUMNS} FROM {} WHERE is_platform_tenant = ",
+                tables.tenants
+            ));
+            let p = sql.arg(Arg::Bool(true));
+            sql.push(&p);
+            let rows: Vec<TenantRecord> = fetch_all_tx(tx, &sql).await?;
+            for row in rows {
+                tenants
+                    .entry(row.tenant_id.clone())
+                    .or_insert_with(|| Some(row));
+            }
+        }
+        let mut members: HashMap<String, BTreeMap<String, StoredMember>> = member_tenants
+            .iter()
+            .map(|id| (id.clone(), BTreeMap::new()))
+            .collect();
+        for chunk in member_tenants.chunks(IN_LIST_CHUNK) {
+            let mut sql = Sql::new(format!(
+                "SELECT tenant_id, {MEMBER_COLUMNS}, email_key FROM {} WHERE tenant_id IN ",
+                tables.members
+            ));
+            let list = in_list(&mut sql, chunk);
+            sql.push(&list);
+            let rows: Vec<StoredMember> = fetch_all_tx(tx, &sql).await?;
+            for row in rows {
+                members
+                    .entry(row.tenant_id.clone())
+                    .or_default()
+                    .insert(row.member_id.clone(), row);
+            }
+        }
+        let platform = if needs_holder || platform_moves {
             #[derive(sqlx::FromRow)]
             struct Holder {
                 tenant_id: String,
@@ -828,194 +820,421 @@ async fn fold_tenant_event(
                 &[],
             )
             .await?;
-            let is_platform = holder.is_some_and(|h| h.tenant_id == tenant_id);
-            let tenants = &tables.tenants;
-            execute(
-                tx,
-                &format!(
-                    "INSERT INTO {tenants} (tenant_id, slug, organization, organization_key, \
-                     status, plan, seats, partner_id, is_platform_tenant, created_at, \
-                     updated_at, deleted_at, member_count, admin_count) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, 0, 0) \
-                     ON CONFLICT (tenant_id) DO UPDATE SET slug = excluded.slug, \
-                     organization = excluded.organization, \
-                     organization_key = excluded.organization_key, status = excluded.status, \
-                     plan = excluded.plan, seats = excluded.seats, \
-                     partner_id = excluded.partner_id, created_at = excluded.created_at, \
-                     updated_at = excluded.updated_at, deleted_at = NULL"
-                ),
-                &[
-                    Arg::Text(tenant_id.to_owned()),
-                    Arg::Text(slug),
-                    Arg::Text(organization_name.clone()),
-                    Arg::Text(organization_name.to_lowercase()),
-                    status(TenantStatus::PendingProvisioning),
-                    Arg::Text(plan),
-                    Arg::Int(i64::from(seats)),
-                    Arg::NullableText(partner_id),
-                    Arg::Bool(is_platform),
-                    Arg::Text(normalized_time(&created_at)),
-                    Arg::Text(at.to_owned()),
-                ],
-            )
-            .await?;
+            holder.map(|h| h.tenant_id)
+        } else {
+            None
+        };
+        Ok(Self {
+            tenants,
+            members,
+            platform,
+            changed_tenants: BTreeSet::new(),
+            changed_members: BTreeSet::new(),
+            platform_changed: false,
+        })
+    }
+
+    fn fold_platform_flag(&mut self, recorded_at: &str, holder: &str) {
+        self.platform = Some(holder.to_owned());
+        self.platform_changed = true;
+        // Only the rows whose flag flips are touched, so `updated_at` of the others stays.
+        for (id, row) in &mut self.tenants {
+            let Some(row) = row else { continue };
+            if id == holder || row.is_platform_tenant {
+                row.is_platform_tenant = id == holder;
+                row.updated_at = recorded_at.to_owned();
+                self.changed_tenants.insert(id.clone());
+            }
         }
-        TenantEvent::TenantProvisioned {} | TenantEvent::TenantResumed {} => {
-            touch(
-                tx,
-                tables,
-                tenant_id,
-                at,
-                "status = $3",
-                &[status(TenantStatus::Active)],
-            )
-            .await?;
+    }
+
+    /// Sets `updated_at` and whatever `change` sets on an existing tenant row.
+    fn touch(&mut self, tenant_id: &str, at: &str, change: impl FnOnce(&mut TenantRecord)) {
+        if let Some(Some(row)) = self.tenants.get_mut(tenant_id) {
+            row.updated_at = at.to_owned();
+            change(row);
+            self.changed_tenants.insert(tenant_id.to_owned());
         }
-        TenantEvent::TenantSuspended {} => {
-            let args = [status(TenantStatus::Suspended)];
-            touch(tx, tables, tenant_id, at, "status = $3", &args).await?;
+    }
+
+    /// Recomputes a tenant's member counts after a membership change.
+    fn recount(&mut self, tenant_id: &str, at: &str) {
+        let members = self.members.get(tenant_id);
+        let count = members.map_or(0, BTreeMap::len);
+        let admins = members.map_or(0, |m| {
+            m.values()
+                .filter(|m| m.role == role_name(Role::Admin))
+                .count()
+        });
+        self.touch(tenant_id, at, |row| {
+            row.member_count = i64::try_from(count).unwrap_or(i64::MAX);
+            row.admin_count = i64::try_from(admins).unwrap_or(i64::MAX);
+        });
+    }
+
+    fn tenant_members(&mut self, tenant_id: &str) -> &mut BTreeMap<String, StoredMember> {
+        self.members.entry(tenant_id.to_owned()).or_default()
+    }
+
+    /// Changes an existing member row.
+    fn set_member(
+        &mut self,
+        tenant_id: &str,
+        member_id: &str,
+        change: impl FnOnce(&mut StoredMember),
+    ) {
+        if let Some(member) = self.tenant_members(tenant_id).get_mut(member_id) {
+            change(member);
+            self.changed_members
+                .insert((tenant_id.to_owned(), member_id.to_owned()));
         }
-        TenantEvent::TenantSoftDeleted { deleted_at } => {
-            let args = [
-                status(TenantStatus::SoftDeleted),
-                Arg::Text(normalized_time(&deleted_at)),
-            ];
-            touch(
-                tx,
-                tables,
-                tenant_id,
-                at,
-                "status = $3, deleted_at = $4",
-                &args,
-            )
-            .await?;
+    }
+
+    fn insert_member(&mut self, tenant_id: &str, member: NewMemberRow<'_>) {
+        let members = self.tenant_members(tenant_id);
+        let mut changed = Vec::new();
+        if member.owner {
+            for (id, m) in members.iter_mut() {
+                m.is_owner = false;
+                changed.push(id.clone());
+            }
         }
-        TenantEvent::TenantPurged { .. } => {
-            // A purged tenant keeps its directory row (operators see what was purged) but not
-            // its members: nobody acts in it any more, and their personal data has no use
-            // here once the tenant is gone (the ledger keeps the record).
-            execute(
-                tx,
-                &format!("DELETE FROM {} WHERE tenant_id = $1", tables.members),
-                &[Arg::Text(tenant_id.to_owned())],
-            )
-            .await?;
-            touch(
-                tx,
-                tables,
-                tenant_id,
-                at,
-                "status = $3",
-                &[status(TenantStatus::Purged)],
-            )
-            .await?;
-            recount(tx, tables, tenant_id, at).await?;
+        // Like the aggregate's fold, a (re)inserted member starts active and unlinked; an
+        // existing owner stays owner.
+        let was_owner = members.get(member.member_id).is_some_and(|m| m.is_owner);
+        members.insert(
+            member.member_id.to_owned(),
+            StoredMember {
+                tenant_id: tenant_id.to_owned(),
+                member_id: member.member_id.to_owned(),
+                email: member.email.to_owned(),
+                email_key: email_key(member.email),
+                display_name: member.display_name.to_owned(),
+                role: role_name(member.role).to_owned(),
+                is_owner: was_owner || member.owner,
+                status: member_status_name(MemberStatus::Active).to_owned(),
+                has_mailbox: member.has_mailbox,
+                subject: None,
+            },
+        );
+        changed.push(member.member_id.to_owned());
+        for id in changed {
+            self.changed_members.insert((tenant_id.to_owned(), id));
         }
-        TenantEvent::BillingInfoUpdated { .. }
-        | TenantEvent::BrandingUpdated { .. }
-        | TenantEvent::SecurityPolicyUpdated { .. } => {
-            // The directory shows none of these fields, but the tenant did change.
-            touch(tx, tables, tenant_id, at, "", &[]).await?;
+    }
+
+    fn remove_members(&mut self, tenant_id: &str, member_id: Option<&str>) {
+        let members = self.tenant_members(tenant_id);
+        let removed: Vec<String> = match member_id {
+            Some(id) => members
+                .remove(id)
+                .map(|m| m.member_id)
+                .into_iter()
+                .collect(),
+            None => std::mem::take(members).into_keys().collect(),
+        };
+        for id in removed {
+            self.changed_members.insert((tenant_id.to_owned(), id));
         }
-        TenantEvent::MemberInvited {
-            member_id,
-            email,
-            display_name,
-            role,
-            owner,
-            has_mailbox,
-        } => {
-            let member = NewMemberRow {
-                member_id: &member_id,
-                email: &email,
-                display_name: &display_name,
+    }
+
+    fn fold_tenant_event(&mut self, record: &EventRecord, event: TenantEvent) {
+        // The aggregate id is the tenant: later events carry no tenant id of their own.
+        let tenant_id = record.aggregate_id.as_str();
+        let at = record.recorded_at.as_str();
+        let status = |status: TenantStatus| tenant_status_name(status).to_owned();
+        match event {
+            TenantEvent::TenantCreated {
+                organization_name,
+                slug,
+                plan,
+                seats,
+                partner_id,
+                created_at,
+                ..
+            } => {
+                let is_platform = self.platform.as_deref() == Some(tenant_id);
+                let organization_key = organization_name.to_lowercase();
+                let created_at = normalized_time(&created_at);
+                let entry = self.tenants.entry(tenant_id.to_owned()).or_default();
+                match entry {
+                    // A second creation (never decided, but the fold is total) resets what
+                    // creation sets and keeps the flag and the counts.
+                    Some(row) => {
+                        row.slug = slug;
+                        row.organization = organization_name;
+                        row.organization_key = organization_key;
+                        row.status = status(TenantStatus::PendingProvisioning);
+                        row.plan = plan;
+                        row.seats = i64::from(seats);
+                        row.partner_id = partner_id;
+                        row.created_at = created_at;
+                        row.updated_at = at.to_owned();
+                        row.deleted_at = None;
+                    }
+                    None => {
+                        *entry = Some(TenantRecord {
+                            tenant_id: tenant_id.to_owned(),
+                            slug,
+                            organization: organization_name,
+                            organization_key,
+                            status: status(TenantStatus::PendingProvisioning),
+                            plan,
+                            seats: i64::from(seats),
+                            partner_id,
+                            is_platform_tenant: is_platform,
+                            created_at,
+                            updated_at: at.to_owned(),
+                            deleted_at: None,
+                            member_count: 0,
+                            admin_count: 0,
+                        });
+                    }
+                }
+                self.changed_tenants.insert(tenant_id.to_owned());
+            }
+            TenantEvent::TenantProvisioned {} | TenantEvent::TenantResumed {} => {
+                self.touch(tenant_id, at, |row| {
+                    row.status = status(TenantStatus::Active)
+                });
+            }
+            TenantEvent::TenantSuspended {} => {
+                self.touch(tenant_id, at, |row| {
+                    row.status = status(TenantStatus::Suspended);
+                });
+            }
+            TenantEvent::TenantSoftDeleted { deleted_at } => {
+                self.touch(tenant_id, at, |row| {
+                    row.status = status(TenantStatus::SoftDeleted);
+                    row.deleted_at = Some(normalized_time(&deleted_at));
+                });
+            }
+            TenantEvent::TenantPurged { .. } => {
+                // A purged tenant keeps its directory row (operators see what was purged) but
+                // not its members: nobody acts in it any more, and their personal data has no
+                // use here once the tenant is gone (the ledger keeps the record).
+                self.remove_members(tenant_id, None);
+                self.touch(tenant_id, at, |row| {
+                    row.status = status(TenantStatus::Purged)
+                });
+                self.recount(tenant_id, at);
+            }
+            TenantEvent::BillingInfoUpdated { .. }
+            | TenantEvent::BrandingUpdated { .. }
+            | TenantEvent::SecurityPolicyUpdated { .. } => {
+                // The directory shows none of these fields, but the tenant did change.
+                self.touch(tenant_id, at, |_| {});
+            }
+            TenantEvent::MemberInvited {
+                member_id,
+                email,
+                display_name,
                 role,
                 owner,
                 has_mailbox,
-            };
-            insert_member(tx, tables, tenant_id, member).await?;
-            recount(tx, tables, tenant_id, at).await?;
-        }
-        TenantEvent::MemberAdded {
-            member_id,
-            email,
-            display_name,
-            role,
-            has_mailbox,
-        } => {
-            let member = NewMemberRow {
-                member_id: &member_id,
-                email: &email,
-                display_name: &display_name,
+            } => {
+                let member = NewMemberRow {
+                    member_id: &member_id,
+                    email: &email,
+                    display_name: &display_name,
+                    role,
+                    owner,
+                    has_mailbox,
+                };
+                self.insert_member(tenant_id, member);
+                self.recount(tenant_id, at);
+            }
+            TenantEvent::MemberAdded {
+                member_id,
+                email,
+                display_name,
                 role,
-                owner: false,
                 has_mailbox,
-            };
-            insert_member(tx, tables, tenant_id, member).await?;
-            recount(tx, tables, tenant_id, at).await?;
-        }
-        TenantEvent::MemberRoleChanged { member_id, to, .. } => {
-            let role = Arg::Text(role_name(to).to_owned());
-            set_member(tx, tables, tenant_id, &member_id, "role", role).await?;
-            recount(tx, tables, tenant_id, at).await?;
-        }
-        TenantEvent::OwnershipTransferred { to_member_id, .. } => {
-            execute(
-                tx,
-                &format!(
-                    "UPDATE {} SET is_owner = (member_id = $2) \
-                     WHERE tenant_id = $1 AND (is_owner = $3 OR member_id = $2)",
-                    tables.members
-                ),
-                &[
-                    Arg::Text(tenant_id.to_owned()),
-                    Arg::Text(to_member_id.clone()),
-                    Arg::Bool(true),
-                ],
-            )
-            .await?;
-            let admin = Arg::Text(role_name(Role::Admin).to_owned());
-            set_member(tx, tables, tenant_id, &to_member_id, "role", admin).await?;
-            recount(tx, tables, tenant_id, at).await?;
-        }
-        TenantEvent::MemberSuspended { member_id } => {
-            let value = Arg::Text(member_status_name(MemberStatus::Suspended).to_owned());
-            set_member(tx, tables, tenant_id, &member_id, "status", value).await?;
-            touch(tx, tables, tenant_id, at, "", &[]).await?;
-        }
-        TenantEvent::MemberResumed { member_id } => {
-            let value = Arg::Text(member_status_name(MemberStatus::Active).to_owned());
-            set_member(tx, tables, tenant_id, &member_id, "status", value).await?;
-            touch(tx, tables, tenant_id, at, "", &[]).await?;
-        }
-        TenantEvent::MemberLogoutRequested { .. }
-        | TenantEvent::MemberPasswordResetRequested { .. } => {
-            // Requests for the member saga; nothing the directory shows changes.
-        }
-        TenantEvent::MemberRemoved { member_id } => {
-            execute(
-                tx,
-                &format!(
-                    "DELETE FROM {} WHERE tenant_id = $1 AND member_id = $2",
-                    tables.members
-                ),
-                &[Arg::Text(tenant_id.to_owned()), Arg::Text(member_id)],
-            )
-            .await?;
-            recount(tx, tables, tenant_id, at).await?;
-        }
-        TenantEvent::MemberSubjectLinked { member_id, subject } => {
-            let value = Arg::NullableText(Some(subject));
-            set_member(tx, tables, tenant_id, &member_id, "subject", value).await?;
-            touch(tx, tables, tenant_id, at, "", &[]).await?;
-        }
-        TenantEvent::MemberMailboxCreated { member_id } => {
-            let value = Arg::Bool(true);
-            set_member(tx, tables, tenant_id, &member_id, "has_mailbox", value).await?;
-            touch(tx, tables, tenant_id, at, "", &[]).await?;
+            } => {
+                let member = NewMemberRow {
+                    member_id: &member_id,
+                    email: &email,
+                    display_name: &display_name,
+                    role,
+                    owner: false,
+                    has_mailbox,
+                };
+                self.insert_member(tenant_id, member);
+                self.recount(tenant_id, at);
+            }
+            TenantEvent::MemberRoleChanged { member_id, to, .. } => {
+                self.set_member(tenant_id, &member_id, |m| {
+                    m.role = role_name(to).to_owned();
+                });
+                self.recount(tenant_id, at);
+            }
+            TenantEvent::OwnershipTransferred { to_member_id, .. } => {
+                let members = self.tenant_members(tenant_id);
+                let flipped: Vec<String> = members
+                    .iter_mut()
+                    .filter(|(id, m)| m.is_owner || **id == to_member_id)
+                    .map(|(id, m)| {
+                        m.is_owner = *id == to_member_id;
+                        id.clone()
+                    })
+                    .collect();
+                for id in flipped {
+                    self.changed_members.insert((tenant_id.to_owned(), id));
+                }
+                self.set_member(tenant_id, &to_member_id, |m| {
+                    m.role = role_name(Role::Admin).to_owned();
+                });
+                self.recount(tenant_id, at);
+            }
+            TenantEvent::MemberSuspended { member_id } => {
+                self.set_member(tenant_id, &member_id, |m| {
+                    m.status = member_status_name(MemberStatus::Suspended).to_owned();
+                });
+                self.touch(tenant_id, at, |_| {});
+            }
+            TenantEvent::MemberResumed { member_id } => {
+                self.set_member(tenant_id, &member_id, |m| {
+                    m.status = member_status_name(MemberStatus::Active).to_owned();
+                });
+                self.touch(tenant_id, at, |_| {});
+            }
+            TenantEvent::MemberLogoutRequested { .. }
+            | TenantEvent::MemberPasswordResetRequested { .. } => {
+                // Requests for the member saga; nothing the directory shows changes.
+            }
+            TenantEvent::MemberRemoved { member_id } => {
+                self.remove_members(tenant_id, Some(&member_id));
+                self.recount(tenant_id, at);
+            }
+            TenantEvent::MemberSubjectLinked { member_id, subject } => {
+                self.set_member(tenant_id, &member_id, |m| m.subject = Some(subject));
+                self.touch(tenant_id, at, |_| {});
+            }
+            TenantEvent::MemberMailboxCreated { member_id } => {
+                self.set_member(tenant_id, &member_id, |m| m.has_mailbox = true);
+                self.touch(tenant_id, at, |_| {});
+            }
         }
     }
-    Ok(())
+
+    /// Writes the changed rows back: removed members deleted, the other changed rows
+    /// upserted whole, each kind in as few statements as the bound-parameter limit allows.
+    async fn store(self, tx: &mut ReadTx<'_>, tables: &Tables) -> Result<(), ProjectionError> {
+        let Tables {
+            tenants,
+            members,
+            platform,
+        } = tables;
+        let mut removed: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let mut member_rows = Vec::new();
+        for (tenant_id, member_id) in &self.changed_members {
+            match self.members.get(tenant_id).and_then(|m| m.get(member_id)) {
+                Some(m) => member_rows.push(vec![
+                    Arg::Text(m.tenant_id.clone()),
+                    Arg::Text(m.member_id.clone()),
+                    Arg::Text(m.email.clone()),
+                    Arg::Text(m.email_key.clone()),
+                    Arg::Text(m.display_name.clone()),
+                    Arg::Text(m.role.clone()),
+                    Arg::Bool(m.is_owner),
+                    Arg::Text(m.status.clone()),
+                    Arg::Bool(m.has_mailbox),
+                    Arg::NullableText(m.subject.clone()),
+                ]),
+                None => removed
+                    .entry(tenant_id.as_str())
+                    .or_default()
+                    .push(member_id.clone()),
+            }
+        }
+        for (tenant_id, ids) in removed {
+            for chunk in ids.chunks(IN_LIST_CHUNK) {
+                let mut sql = Sql::new(format!("DELETE FROM {members} WHERE tenant_id = "));
+                let t = sql.arg(Arg::Text(tenant_id.to_owned()));
+                sql.push(&t);
+                sql.push(" AND member_id IN ");
+                let list = in_list(&mut sql, chunk);
+                sql.push(&list);
+                execute(tx, &sql.text, &sql.args).await?;
+            }
+        }
+        insert_rows(
+            tx,
+            &format!(
+                "INSERT INTO {members} (tenant_id, member_id, email, email_key, display_name, \
+                 role, is_owner, status, has_mailbox, subject)"
+            ),
+            "ON CONFLICT (tenant_id, member_id) DO UPDATE SET email = excluded.email, \
+             email_key = excluded.email_key, display_name = excluded.display_name, \
+             role = excluded.role, is_owner = excluded.is_owner, status = excluded.status, \
+             has_mailbox = excluded.has_mailbox, subject = excluded.subject",
+            member_rows,
+        )
+        .await?;
+        let tenant_rows: Vec<Vec<Arg>> = self
+            .changed_tenants
+            .iter()
+            .filter_map(|id| self.tenants.get(id).and_then(Option::as_ref))
+            .map(|t| {
+                vec![
+                    Arg::Text(t.tenant_id.clone()),
+                    Arg::Text(t.slug.clone()),
+                    Arg::Text(t.organization.clone()),
+                    Arg::Text(t.organization_key.clone()),
+                    Arg::Text(t.status.clone()),
+                    Arg::Text(t.plan.clone()),
+                    Arg::Int(t.seats),
+                    Arg::NullableText(t.partner_id.clone()),
+                    Arg::Bool(t.is_platform_tenant),
+                    Arg::Text(t.created_at.clone()),
+                    Arg::Text(t.updated_at.clone()),
+                    Arg::NullableText(t.deleted_at.clone()),
+                    Arg::Int(t.member_count),
+                    Arg::Int(t.admin_count),
+                ]
+            })
+            .collect();
+        insert_rows(
+            tx,
+            &format!("INSERT INTO {tenants} ({TENANT_COLUMNS})"),
+            "ON CONFLICT (tenant_id) DO UPDATE SET slug = excluded.slug, \
+             organization = excluded.organization, \
+             organization_key = excluded.organization_key, status = excluded.status, \
+             plan = excluded.plan, seats = excluded.seats, partner_id = excluded.partner_id, \
+             is_platform_tenant = excluded.is_platform_tenant, \
+             created_at = excluded.created_at, updated_at = excluded.updated_at, \
+             deleted_at = excluded.deleted_at, member_count = excluded.member_count, \
+             admin_count = excluded.admin_count",
+            tenant_rows,
+        )
+        .await?;
+        if let (true, Some(holder)) = (self.platform_changed, self.platform) {
+            execute(
+                tx,
+                &format!(
+                    "INSERT INTO {platform} (singleton, tenant_id) VALUES (1, $1) \
+                     ON CONFLICT (singleton) DO UPDATE SET tenant_id = excluded.tenant_id"
+                ),
+                &[Arg::Text(holder)],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+struct NewMemberRow<'a> {
+    member_id: &'a str,
+    email: &'a str,
+    display_name: &'a str,
+    role: Role,
+    owner: bool,
+    has_mailbox: bool,
+}
+
+/// E-mail addresses compare trimmed and case-insensitively, as the aggregate compares them.
+fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
 }
 
 // ---------------------------------------------------------------------------------------------
