@@ -1,6 +1,8 @@
 //! Shared fixtures for the workspace suites: throw-away databases on both backends, signing
 //! keys, and a probe command runner that goes through the real cqrs-es path.
 
+pub mod stalwart;
+
 use std::path::Path;
 
 use cqrs_es::persist::PersistedEventStore;
