@@ -205,7 +205,12 @@ pub async fn seed_tenant(cqrs: &TenantCqrs, n: usize, members: usize) -> anyhow:
         tenant_id: tenant_id.clone(),
         organization_name: format!("Seed {n} GmbH"),
         slug: format!("seed-{n}"),
-        plan: if n.is_multiple_of(2) { "standard" } else { "pro" }.into(),
+        plan: if n.is_multiple_of(2) {
+            "standard"
+        } else {
+            "pro"
+        }
+        .into(),
         seats: 10,
         first_admin: NewMember {
             member_id: format!("{tenant_id}-admin"),
