@@ -297,8 +297,10 @@ impl Ledger {
     /// Rows are read as committed. With `up_to` from [`Ledger::subscribe`] or
     /// [`Ledger::head`] they are durable; beyond that, on PostgreSQL, the newest group may
     /// not be durable yet. A reader that records what it read in the same database (a
-    /// projection) is safe either way: its own synchronous commit flushes the WAL past the
-    /// events it read. A reader that acts outside the database must bound `up_to`.
+    /// projection) is safe either way, even committing asynchronously: its commit comes after
+    /// those events' commit in the WAL, which is flushed in order, so a crash never keeps what
+    /// it recorded while losing the events. A reader that acts outside the database must bound
+    /// `up_to`.
     pub async fn read_batch(
         &self,
         after: u64,
