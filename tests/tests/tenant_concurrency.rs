@@ -129,3 +129,57 @@ async fn ten_concurrent_platform_flag_claims_leave_exactly_one_holder_on_sqlite(
 async fn ten_concurrent_platform_flag_claims_leave_exactly_one_holder_on_postgres() {
     ten_concurrent_platform_flag_claims_leave_exactly_one_holder(Backend::Postgres).await;
 }
+
+async fn twenty_concurrent_adds_of_one_domain_let_exactly_one_workspace_have_it(backend: Backend) {
+    use dezky_domain::domains::{Domain, DomainCommand, DomainContext, DomainError};
+    let db = TestDb::create(backend).await.expect("db");
+    let ledger = db.open().await.expect("ledger");
+    let cqrs = framework::<Domain>(&ledger);
+    let mut tasks = Vec::new();
+    for n in 0..20 {
+        let cqrs = cqrs.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let add = DomainCommand::Add {
+                    ctx: DomainContext {
+                        principal: Principal::user(format!("sub-{n}"), format!("a@t{n}.example")),
+                        tenant_id: format!("tenant-{n}"),
+                        now: NOW.into(),
+                    },
+                    name: "Acme.eu".into(),
+                    platform_apex: "dezky.eu".into(),
+                    is_platform_tenant: false,
+                };
+                // The aggregate id is the canonical name, as the API derives it.
+                match cqrs.execute("acme.eu", add).await {
+                    Err(AggregateError::AggregateConflict) => continue,
+                    other => return other,
+                }
+            }
+        }));
+    }
+    let mut won = 0;
+    for task in tasks {
+        match task.await.expect("join") {
+            Ok(()) => won += 1,
+            Err(AggregateError::UserError(DomainError::UsedByAnotherWorkspace)) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let events = ledger
+        .aggregate_events("domain", "acme.eu", 0)
+        .await
+        .expect("events");
+    assert_eq!(events.len(), 1, "one add on the record");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_adds_of_one_domain_let_exactly_one_workspace_have_it_on_sqlite() {
+    twenty_concurrent_adds_of_one_domain_let_exactly_one_workspace_have_it(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_adds_of_one_domain_let_exactly_one_workspace_have_it_on_postgres() {
+    twenty_concurrent_adds_of_one_domain_let_exactly_one_workspace_have_it(Backend::Postgres).await;
+}
