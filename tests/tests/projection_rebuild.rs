@@ -438,3 +438,109 @@ async fn one_instance_runs_each_projection_and_another_takes_over_when_it_dies_o
 async fn one_instance_runs_each_projection_and_another_takes_over_when_it_dies_on_postgres() {
     one_instance_runs_each_projection_and_another_takes_over_when_it_dies(Backend::Postgres).await;
 }
+
+/// The tenant directory as a later release would declare it: same fold, next schema version.
+struct NextVersion(TenantDirectory);
+
+impl dezky_projections::Projection for NextVersion {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn version(&self) -> u32 {
+        self.0.version()
+    }
+    fn schema_version(&self) -> u32 {
+        TenantDirectory::VERSION + 1
+    }
+    fn schema(&self, dialect: dezky_projections::runner::Dialect) -> Vec<String> {
+        self.0.schema(dialect)
+    }
+    fn tables(&self) -> Vec<String> {
+        dezky_projections::Projection::tables(&self.0)
+    }
+    async fn apply(
+        &self,
+        tx: &mut dezky_projections::ReadTx<'_>,
+        events: &[dezky_commands::encoding::EventRecord],
+    ) -> Result<(), dezky_projections::ProjectionError> {
+        self.0.apply(tx, events).await
+    }
+}
+
+async fn a_release_with_a_new_schema_version_rebuilds_beside_the_old_build_and_switches(
+    backend: Backend,
+) {
+    use dezky_projections::Projection as _;
+    let db = TestDb::create(backend).await.expect("db");
+    let ledger = db.open().await.expect("ledger");
+    let tenants = tenant_cqrs(&ledger);
+    for n in 0..10 {
+        seed_tenant(&tenants, n, 2).await.expect("seed");
+    }
+    // The running release: schema version 1, build 1, caught up.
+    let old = ProjectionRunner::new(ledger.clone(), TenantDirectory::with_version(1))
+        .await
+        .expect("old runner");
+    old.catch_up().await.expect("old build");
+    // The new release starts: its host sees the live build's schema version differ from its
+    // own and builds beside it while build 1 keeps answering.
+    let host = ProjectionHost::new(ledger.clone(), "new-release".into(), |build| {
+        NextVersion(TenantDirectory::with_version(build))
+    });
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(host.run(shutdown));
+    wait_until("the new schema version's build is live", || {
+        let ledger = ledger.clone();
+        async move {
+            let answered =
+                list_tenants(ledger.db(), &TenantFilter::default(), by_slug(), &page(50))
+                    .await
+                    .expect("queries keep answering");
+            assert_eq!(answered.total_count, 10, "never a half-built directory");
+            live_build(&ledger, TenantDirectory::NAME)
+                .await
+                .is_some_and(|b| b.schema_version == TenantDirectory::VERSION + 1)
+        }
+    })
+    .await;
+    let _ = stop.send(true);
+    task.await.expect("host");
+    let builds = builds_of(ledger.db(), TenantDirectory::NAME)
+        .await
+        .expect("builds");
+    let summary: Vec<(u32, u32, BuildStatus)> = builds
+        .iter()
+        .map(|b| (b.build, b.schema_version, b.status))
+        .collect();
+    assert_eq!(
+        summary,
+        [(1, 1, BuildStatus::Retired), (2, 2, BuildStatus::Live)]
+    );
+    assert_eq!(
+        TenantDirectory::with_version(2)
+            .contents(ledger.db())
+            .await
+            .expect("new"),
+        TenantDirectory::with_version(1)
+            .contents(ledger.db())
+            .await
+            .expect("old"),
+    );
+    assert_eq!(NextVersion(TenantDirectory::new()).schema_version(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_with_a_new_schema_version_rebuilds_beside_the_old_build_and_switches_on_sqlite()
+{
+    a_release_with_a_new_schema_version_rebuilds_beside_the_old_build_and_switches(Backend::Sqlite)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_with_a_new_schema_version_rebuilds_beside_the_old_build_and_switches_on_postgres(
+) {
+    a_release_with_a_new_schema_version_rebuilds_beside_the_old_build_and_switches(
+        Backend::Postgres,
+    )
+    .await;
+}
