@@ -139,6 +139,9 @@ pub enum BenchSuite {
     /// Serve GraphQL in-process on a scratch database and time the tenant-detail query and
     /// `createTenant` under an open-loop load (fixed arrival rate): p50/p90/p99/max.
     Graphql(crate::bench_graphql::GraphqlArgs),
+    /// Write N events of tenant traffic to a scratch database, then time a rebuild of the
+    /// tenant directory and of the audit timeline, each until the new build is live.
+    Rebuild(crate::bench_rebuild::RebuildArgs),
 }
 
 /// `dezky bench append|verify`

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use dezky_api::cli::{BenchSuite, Cli, Command, DevCommand, KeysCommand};
-use dezky_api::{audit_cli, bench, bench_graphql, demo};
+use dezky_api::{audit_cli, bench, bench_graphql, bench_rebuild, demo};
 
 /// Exit code for a failed operation (as opposed to a verification that found a break).
 const EXIT_FAILURE: u8 = 3;
@@ -55,6 +55,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Projections(command) => dezky_api::projections_cli::run(&settings, command).await,
         Command::Bench(BenchSuite::Ledger(command)) => bench::run(&settings, command).await,
         Command::Bench(BenchSuite::Graphql(args)) => bench_graphql::run(&settings, args).await,
+        Command::Bench(BenchSuite::Rebuild(args)) => bench_rebuild::run(&settings, args).await,
     }
 }
 

@@ -19,7 +19,9 @@ use crate::builds::{
     acquire_lease, builds_of, ensure_build, mark_dropped, release_lease, request_rebuild,
     switch_live, Build, BuildStatus, DROP_RETIRED_AFTER_SECS, LEASE_RENEW_MS, LEASE_TTL_MS,
 };
-use crate::runner::{Projection, ProjectionError, ProjectionRunner, FOLLOW_POLL_INTERVAL_MS};
+use crate::runner::{
+    Projection, ProjectionError, ProjectionRunner, FOLLOW_POLL_INTERVAL_MS, REBUILD_BATCH_EVENTS,
+};
 
 /// Batches a shadow build folds before the host looks at the live build and its lease again.
 pub const REBUILD_BATCHES_PER_TURN: usize = 20;
@@ -375,7 +377,9 @@ impl<P: Projection> ProjectionHost<P> {
             runners.building = match want_building {
                 Some(build) => Some((
                     build,
-                    ProjectionRunner::new(self.ledger.clone(), (self.make)(build)).await?,
+                    ProjectionRunner::new(self.ledger.clone(), (self.make)(build))
+                        .await?
+                        .with_batch_events(REBUILD_BATCH_EVENTS),
                 )),
                 None => None,
             };

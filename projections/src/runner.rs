@@ -7,6 +7,7 @@
 //! instances) take turns instead of applying a batch twice.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +17,15 @@ use dezky_commands::{Ledger, LedgerError};
 use sqlx::{Postgres, Sqlite, Transaction};
 use tokio::sync::watch;
 
-/// Events folded per transaction.
+/// Events folded per transaction while following the ledger.
 pub const APPLY_BATCH_EVENTS: usize = 1_000;
+/// Most events folded per transaction by a build catching up from far behind (a rebuild): each
+/// transaction has a fixed cost (the state row's lock, the rows the batch touches read once,
+/// the commit's WAL flush), which larger batches spread over more events. Such a runner starts
+/// at [`APPLY_BATCH_EVENTS`] and doubles its batch after every full one up to this, so a short
+/// catch-up still commits (and shows progress) early and only a long one gets long
+/// transactions.
+pub const REBUILD_BATCH_EVENTS: usize = 16_000;
 /// How often a follower re-reads the stored head even without a notification (appends by
 /// another process on SQLite, notifications missed while reconnecting on PostgreSQL).
 pub const FOLLOW_POLL_INTERVAL_MS: u64 = 1_000;
@@ -100,6 +108,10 @@ pub struct ProjectionRunner<P: Projection> {
     ledger: Ledger,
     projection: Arc<P>,
     position: watch::Sender<u64>,
+    /// The largest batch this runner folds.
+    batch_events: usize,
+    /// The size of its next batch (grows after full batches, see [`REBUILD_BATCH_EVENTS`]).
+    next_batch: AtomicUsize,
 }
 
 fn dialect(db: &Db) -> Dialect {
@@ -140,7 +152,17 @@ impl<P: Projection> ProjectionRunner<P> {
             ledger,
             projection: Arc::new(projection),
             position,
+            batch_events: APPLY_BATCH_EVENTS,
+            next_batch: AtomicUsize::new(APPLY_BATCH_EVENTS),
         })
+    }
+
+    /// Folds up to `events` events per transaction instead of [`APPLY_BATCH_EVENTS`] (see
+    /// [`REBUILD_BATCH_EVENTS`]).
+    pub fn with_batch_events(mut self, events: usize) -> Self {
+        self.batch_events = events.max(1);
+        self.next_batch = AtomicUsize::new(APPLY_BATCH_EVENTS.min(self.batch_events));
+        self
     }
 
     /// Drops the tables of a retired build.
@@ -199,9 +221,10 @@ impl<P: Projection> ProjectionRunner<P> {
             sqlx::query_scalar(&sql).bind(name).bind(version).fetch_one(&mut **conn).await?
         });
         let position = u64::try_from(position).unwrap_or(0);
+        let limit = self.next_batch.load(Ordering::Relaxed);
         let events = self
             .ledger
-            .read_batch(position, u64::MAX, APPLY_BATCH_EVENTS)
+            .read_batch(position, u64::MAX, limit)
             .await?;
         let Some(last) = events.last().map(|e| e.position) else {
             self.position.send_if_modified(|p| advance(p, position));
@@ -223,6 +246,12 @@ impl<P: Projection> ProjectionRunner<P> {
             ReadTx::Postgres(tx) => tx.commit().await?,
         }
         self.position.send_if_modified(|p| advance(p, last));
+        let next = if events.len() >= limit {
+            (limit * 2).min(self.batch_events)
+        } else {
+            APPLY_BATCH_EVENTS.min(self.batch_events)
+        };
+        self.next_batch.store(next, Ordering::Relaxed);
         Ok(events.len())
     }
 
