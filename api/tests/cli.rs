@@ -346,3 +346,43 @@ fn projections_are_rebuilt_beside_the_live_build_and_listed_with_their_status() 
         String::from_utf8_lossy(&unknown.stderr).contains("known: tenants, audit, tenant_settings")
     );
 }
+
+#[test]
+fn bench_rebuild_rebuilds_both_projections_on_a_scratch_sqlite_file_and_cleans_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite:{}", dir.path().join("bench/x.db").display());
+    let output = dezky(
+        dir.path(),
+        &[
+            "--database-url",
+            &url,
+            "bench",
+            "rebuild",
+            "--events",
+            "3000",
+            "--members",
+            "2",
+        ],
+    );
+    let out = stdout(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{out}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for name in ["tenants", "audit"] {
+        assert!(
+            out.lines().any(|line| line.starts_with(&format!("summary rebuild {name} "))
+                && line.contains("events/s end to end")
+                && line.contains("× the target")),
+            "no summary for {name}: {out}"
+        );
+    }
+    assert!(out.contains("load average"), "{out}");
+    // The scratch directory beside the configured path is gone.
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("bench"))
+        .expect("bench directory")
+        .collect();
+    assert!(left.is_empty(), "scratch files left behind: {left:?}");
+}
