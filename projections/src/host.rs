@@ -233,12 +233,22 @@ impl<P: Projection> ProjectionHost<P> {
             self.attach(&mut runners, live, building).await?;
 
             // The live build keeps up with the ledger (unless it was folded by other code and
-            // is frozen until the shadow build replaces it).
+            // is frozen until the shadow build replaces it), in bounded turns like the shadow
+            // build: a long catch-up (a first start on a big ledger) must not outlast the lease
+            // between renewals.
             let mut live_position = live.map_or(0, |b| b.position);
-            if let Some((_, runner)) = &runners.live {
-                live_position = runner.catch_up().await?;
-            }
             let mut busy = false;
+            if let Some((_, runner)) = &runners.live {
+                for _ in 0..REBUILD_BATCHES_PER_TURN {
+                    let n = runner.step().await?;
+                    busy |= n > 0;
+                    if n == 0 {
+                        busy = false;
+                        break;
+                    }
+                }
+                live_position = *runner.position().borrow();
+            }
             let mut building_state = None;
             if let Some((build, runner)) = &runners.building {
                 let build = *build;
@@ -252,7 +262,7 @@ impl<P: Projection> ProjectionHost<P> {
                 }
                 let position = *runner.position().borrow();
                 building_state = Some((build, position));
-                busy = folded > 0;
+                busy |= folded > 0;
                 if folded == 0 && position >= *heads.borrow() {
                     // Caught up: switch, in one transaction over the two rows.
                     if switch_live(self.ledger.db(), self.name, build).await? {
