@@ -10,6 +10,7 @@ pub mod error;
 pub mod export;
 pub mod keys;
 pub mod merkle;
+pub mod ports;
 pub mod process;
 pub mod repository;
 pub mod store;
