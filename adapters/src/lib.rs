@@ -1,8 +1,10 @@
 //! dezky's adapters: one module per external system, each speaking that system's real protocol.
 //!
 //! Today it holds [`oidc`], which verifies the bearer tokens an OpenID Connect provider
-//! (Authentik in production) issues for the API. The Stalwart, Authentik management, Stripe,
+//! (Authentik in production) issues for the API, and [`stalwart`], the mail server port over
+//! Stalwart's JMAP management API. The Authentik management, Stripe,
 //! CalDAV, S3 and DNS adapters join as their issues arrive, each implementing a port declared
 //! in `dezky-domain` or `dezky-commands`.
 
 pub mod oidc;
+pub mod stalwart;
