@@ -6,6 +6,7 @@
 //! decide.
 
 pub mod domains;
+pub mod effects;
 pub mod metadata;
 pub mod probe;
 pub mod tenant;
