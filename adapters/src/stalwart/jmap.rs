@@ -32,6 +32,9 @@ pub(crate) struct Jmap {
     /// Fetched on first use and kept; dropped when the server refuses the credentials, so a
     /// rotated secret or a moved account is picked up.
     session: Mutex<Option<Session>>,
+    /// Account ids by address, from earlier look-ups, so an update to a known mailbox is one
+    /// request (see `StalwartMail`'s `update_account`).
+    pub(crate) account_ids: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// Whether a request can change the server; decides how a lost answer is reported.
@@ -58,6 +61,7 @@ impl Jmap {
             secret,
             timeout,
             session: Mutex::new(None),
+            account_ids: std::sync::Mutex::default(),
         }
     }
 

@@ -50,6 +50,9 @@ pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 30;
 const MAX_DESTROY_DOMAIN_ROUNDS: usize = 3;
 /// The permissions a frozen account loses.
 const FROZEN_PERMISSIONS: [&str; 3] = ["authenticate", "emailSend", "emailReceive"];
+/// How many account ids the adapter remembers before it starts over (a bound, not a tuning
+/// knob: a forgotten id only costs a look-up).
+const MAX_REMEMBERED_ACCOUNTS: usize = 10_000;
 
 /// Where Stalwart's management API is and how to sign in to it.
 #[derive(Debug, Clone)]
@@ -200,6 +203,24 @@ struct Found {
 }
 
 impl Jmap {
+    fn remembered(&self, address: &str) -> Option<String> {
+        let ids = self.account_ids.lock().unwrap_or_else(|e| e.into_inner());
+        ids.get(address).cloned()
+    }
+
+    fn remember(&self, address: String, id: String) {
+        let mut ids = self.account_ids.lock().unwrap_or_else(|e| e.into_inner());
+        if ids.len() >= MAX_REMEMBERED_ACCOUNTS {
+            ids.clear();
+        }
+        ids.insert(address, id);
+    }
+
+    fn forget(&self, address: &str) {
+        let mut ids = self.account_ids.lock().unwrap_or_else(|e| e.into_inner());
+        ids.remove(address);
+    }
+
     /// The server ids of `names` (lower case) that exist, in one request.
     async fn domain_ids(&self, names: &[&str]) -> Result<HashMap<String, String>, MailError> {
         let names: BTreeSet<String> = names.iter().map(|n| normalize_domain(n)).collect();
@@ -425,12 +446,20 @@ impl Jmap {
                 Effect::Read,
             )
             .await?;
-        Ok(responses.list("g")?.into_iter().next().and_then(|value| {
+        let found = responses.list("g")?.into_iter().next().and_then(|value| {
             Some(Found {
                 id: text(&value, "id")?,
                 value,
             })
-        }))
+        });
+        if object == "x:Account" {
+            let key = format!("{local}@{domain}");
+            match &found {
+                Some(found) => self.remember(key, found.id.clone()),
+                None => self.forget(&key),
+            }
+        }
+        Ok(found)
     }
 
     /// Alias entries as `(address, domainId)`, with the domain names looked up.
@@ -579,12 +608,28 @@ impl Jmap {
             .ok_or_else(|| not_found(&format!("account {address}")))
     }
 
-    async fn set_password(&self, address: &str, password: &Secret) -> Result<(), MailError> {
+    /// Writes `patch` to the account at `address`: straight to the id remembered from an
+    /// earlier look-up (one round trip; ids are never reused, so a stale one is `notFound`,
+    /// forgotten, and the look-up runs), otherwise after a look-up.
+    async fn update_account(&self, address: &str, patch: Value) -> Result<(), MailError> {
+        let key = address.trim().to_lowercase();
+        if let Some(id) = self.remembered(&key) {
+            match self.update("x:Account", &id, patch.clone()).await {
+                Err(MailError::Rejected {
+                    kind: RejectionKind::NotFound,
+                    ..
+                }) => self.forget(&key),
+                other => return other,
+            }
+        }
         let found = self.existing_account(address).await?;
+        self.update("x:Account", &found.id, patch).await
+    }
+
+    async fn set_password(&self, address: &str, password: &Secret) -> Result<(), MailError> {
         // The product manages one password per mailbox; replacing the list keeps it that way.
-        self.update(
-            "x:Account",
-            &found.id,
+        self.update_account(
+            address,
             json!({"credentials": {"0": {"@type": "Password", "secret": password.expose()}}}),
         )
         .await
@@ -631,7 +676,6 @@ impl Jmap {
     }
 
     async fn set_frozen(&self, address: &str, frozen: bool) -> Result<(), MailError> {
-        let found = self.existing_account(address).await?;
         let permissions = if frozen {
             let disabled: Map<String, Value> = FROZEN_PERMISSIONS
                 .iter()
@@ -641,7 +685,7 @@ impl Jmap {
         } else {
             json!({"@type": "Inherit"})
         };
-        self.update("x:Account", &found.id, json!({"permissions": permissions}))
+        self.update_account(address, json!({"permissions": permissions}))
             .await
     }
 
@@ -659,7 +703,9 @@ impl Jmap {
                 Effect::Write,
             )
             .await?;
-        responses.destroyed("d", &found.id)
+        responses.destroyed("d", &found.id)?;
+        self.forget(&address.trim().to_lowercase());
+        Ok(())
     }
 
     fn render_list(value: &Map<String, Value>) -> MailingList {
