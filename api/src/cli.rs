@@ -44,6 +44,9 @@ pub enum Command {
     /// Projections: status of every build, rebuild beside the live build.
     #[command(subcommand)]
     Projections(crate::projections_cli::ProjectionsCommand),
+    /// Saga effects: status of every effect, an operator's retry.
+    #[command(subcommand)]
+    Sagas(crate::sagas_cli::SagasCommand),
     /// Synthetic load through the real command path.
     #[command(subcommand)]
     Bench(BenchSuite),

@@ -15,5 +15,6 @@ pub mod metrics;
 pub mod processors;
 pub mod progress;
 pub mod projections_cli;
+pub mod sagas_cli;
 pub mod serve;
 pub mod settings;

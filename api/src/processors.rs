@@ -5,6 +5,7 @@ use dezky_commands::process::slug_release::SlugRelease;
 use dezky_commands::process::ProcessRunner;
 use dezky_commands::Ledger;
 use dezky_projections::audit::AuditTimeline;
+use dezky_projections::effects::SagaEffects;
 use dezky_projections::host::{holder_id, ProjectionHost};
 use dezky_projections::settings::TenantSettings;
 use dezky_projections::tenants::TenantDirectory;
@@ -49,21 +50,26 @@ pub async fn start(
         TenantDirectory::with_version,
     );
     let audit = ProjectionHost::new(ledger.clone(), holder.clone(), AuditTimeline::with_version);
-    let settings = ProjectionHost::new(ledger.clone(), holder, TenantSettings::with_version);
+    let settings =
+        ProjectionHost::new(ledger.clone(), holder.clone(), TenantSettings::with_version);
+    let effects = ProjectionHost::new(ledger.clone(), holder, SagaEffects::with_version);
     directory.prepare().await?;
     audit.prepare().await?;
     settings.prepare().await?;
+    effects.prepare().await?;
     let slug_release = ProcessRunner::new(ledger.clone(), SlugRelease::new(ledger)).await?;
     let read_models = vec![
         (TenantDirectory::NAME, directory.position()),
         (AuditTimeline::NAME, audit.position()),
         (TenantSettings::NAME, settings.position()),
+        (SagaEffects::NAME, effects.position()),
     ];
     let processes = vec![("slug_release", slug_release.position())];
     let handles = vec![
         tokio::spawn(directory.run(shutdown.clone())),
         tokio::spawn(audit.run(shutdown.clone())),
         tokio::spawn(settings.run(shutdown.clone())),
+        tokio::spawn(effects.run(shutdown.clone())),
         tokio::spawn(slug_release.run(shutdown.clone())),
     ];
     Ok(Processors {

@@ -8,6 +8,7 @@ use clap::Subcommand;
 use dezky_commands::Ledger;
 use dezky_projections::audit::AuditTimeline;
 use dezky_projections::builds::{builds_of, leases, list_builds, request_rebuild, BuildStatus};
+use dezky_projections::effects::SagaEffects;
 use dezky_projections::host::{holder_id, ProjectionHost};
 use dezky_projections::settings::TenantSettings;
 use dezky_projections::tenants::TenantDirectory;
@@ -45,11 +46,12 @@ pub enum ProjectionsCommand {
 }
 
 /// The projections this version knows, with the schema version its code folds.
-pub fn known_projections() -> [(&'static str, u32); 3] {
+pub fn known_projections() -> [(&'static str, u32); 4] {
     [
         (TenantDirectory::NAME, TenantDirectory::VERSION),
         (AuditTimeline::NAME, AuditTimeline::VERSION),
         (TenantSettings::NAME, TenantSettings::VERSION),
+        (SagaEffects::NAME, SagaEffects::VERSION),
     ]
 }
 
@@ -142,6 +144,9 @@ fn spawn_host(
         ),
         AuditTimeline::NAME => tokio::spawn(
             ProjectionHost::new(ledger.clone(), holder, AuditTimeline::with_version).run(shutdown),
+        ),
+        SagaEffects::NAME => tokio::spawn(
+            ProjectionHost::new(ledger.clone(), holder, SagaEffects::with_version).run(shutdown),
         ),
         TenantSettings::NAME => tokio::spawn(
             ProjectionHost::new(ledger.clone(), holder, TenantSettings::with_version).run(shutdown),

@@ -342,9 +342,8 @@ fn projections_are_rebuilt_beside_the_live_build_and_listed_with_their_status() 
     assert_eq!(tenants, [(1, "retired".to_owned()), (2, "live".to_owned())]);
     let unknown = dezky(dir.path(), &["projections", "rebuild", "nope"]);
     assert_eq!(unknown.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&unknown.stderr).contains("known: tenants, audit, tenant_settings")
-    );
+    assert!(String::from_utf8_lossy(&unknown.stderr)
+        .contains("known: tenants, audit, tenant_settings, saga_effects"));
 }
 
 #[test]
@@ -373,9 +372,10 @@ fn bench_rebuild_rebuilds_both_projections_on_a_scratch_sqlite_file_and_cleans_u
     );
     for name in ["tenants", "audit"] {
         assert!(
-            out.lines().any(|line| line.starts_with(&format!("summary rebuild {name} "))
-                && line.contains("events/s end to end")
-                && line.contains("× the target")),
+            out.lines()
+                .any(|line| line.starts_with(&format!("summary rebuild {name} "))
+                    && line.contains("events/s end to end")
+                    && line.contains("× the target")),
             "no summary for {name}: {out}"
         );
     }

@@ -879,7 +879,11 @@ async fn an_operator_sees_projection_builds_and_triggers_a_rebuild(backend: Back
     let builds = before["data"]["projections"].as_array().expect("builds");
     let mut names: Vec<&str> = builds.iter().filter_map(|b| b["name"].as_str()).collect();
     names.sort_unstable();
-    assert_eq!(names, ["audit", "tenant_settings", "tenants"], "{before}");
+    assert_eq!(
+        names,
+        ["audit", "saga_effects", "tenant_settings", "tenants"],
+        "{before}"
+    );
     assert!(builds
         .iter()
         .all(|b| b["status"] == "LIVE" && b["build"] == 1));

@@ -1,0 +1,407 @@
+//! Saga effects as operators see them: one row per effect (keyed by its idempotency key) with
+//! its saga, step, system, status, attempts and last error — what `dezky sagas status` lists
+//! and what a saga worker reads to find effects that are due.
+
+use dezky_commands::encoding::EventRecord;
+use dezky_commands::store::Db;
+use dezky_domain::effects::{EffectEvent, EffectStatus, EFFECT_AGGREGATE_TYPE};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::runner::{Dialect, Projection, ProjectionError, ReadTx};
+use crate::tenants::{
+    byte_order, decode, decode_cursor, encode_cursor, execute, fetch_all, fetch_count, Arg, Page,
+    PageRequest, QueryError, Sql,
+};
+
+/// The effects projection.
+#[derive(Debug, Clone)]
+pub struct SagaEffects {
+    version: u32,
+}
+
+impl SagaEffects {
+    /// The projection's name.
+    pub const NAME: &'static str = "saga_effects";
+    /// The schema version of this code's fold and tables.
+    pub const VERSION: u32 = 1;
+
+    /// The current version.
+    pub fn new() -> Self {
+        Self {
+            version: Self::VERSION,
+        }
+    }
+
+    /// A build of the same fold in its own table.
+    pub fn with_version(version: u32) -> Self {
+        Self { version }
+    }
+
+    fn table(&self) -> String {
+        table_of(self.version)
+    }
+}
+
+impl Default for SagaEffects {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn table_of(build: u32) -> String {
+    format!("rm_{}_v{build}", SagaEffects::NAME)
+}
+
+/// The stored name of a status.
+pub fn effect_status_name(status: EffectStatus) -> &'static str {
+    match status {
+        EffectStatus::Pending => "pending",
+        EffectStatus::InFlight => "in_flight",
+        EffectStatus::Retrying => "retrying",
+        EffectStatus::Unknown => "unknown",
+        EffectStatus::Succeeded => "succeeded",
+        EffectStatus::DeadLettered => "dead_lettered",
+        EffectStatus::NotConfigured => "not_configured",
+    }
+}
+
+fn parse_status(value: &str) -> Result<EffectStatus, QueryError> {
+    Ok(match value {
+        "pending" => EffectStatus::Pending,
+        "in_flight" => EffectStatus::InFlight,
+        "retrying" => EffectStatus::Retrying,
+        "unknown" => EffectStatus::Unknown,
+        "succeeded" => EffectStatus::Succeeded,
+        "dead_lettered" => EffectStatus::DeadLettered,
+        "not_configured" => EffectStatus::NotConfigured,
+        other => {
+            return Err(QueryError::StoredValue {
+                column: "status",
+                value: other.to_owned(),
+            })
+        }
+    })
+}
+
+impl Projection for SagaEffects {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn version(&self) -> u32 {
+        self.version
+    }
+
+    fn schema_version(&self) -> u32 {
+        Self::VERSION
+    }
+
+    fn schema(&self, dialect: Dialect) -> Vec<String> {
+        let table = self.table();
+        let c = byte_order(dialect);
+        vec![
+            format!(
+                "CREATE TABLE IF NOT EXISTS {table} (\
+                 effect_key TEXT{c} PRIMARY KEY, \
+                 saga TEXT NOT NULL, \
+                 step TEXT NOT NULL, \
+                 system TEXT NOT NULL, \
+                 tenant_id TEXT, \
+                 trigger_position BIGINT NOT NULL, \
+                 status TEXT NOT NULL, \
+                 attempts BIGINT NOT NULL, \
+                 attempt_budget BIGINT NOT NULL, \
+                 retry_at TEXT, \
+                 last_error TEXT, \
+                 updated_at TEXT NOT NULL)"
+            ),
+            format!("CREATE INDEX IF NOT EXISTS {table}_by_status ON {table} (status, effect_key)"),
+        ]
+    }
+
+    fn tables(&self) -> Vec<String> {
+        vec![self.table()]
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut ReadTx<'_>,
+        events: &[EventRecord],
+    ) -> Result<(), ProjectionError> {
+        let table = self.table();
+        for event in events
+            .iter()
+            .filter(|e| e.aggregate_type == EFFECT_AGGREGATE_TYPE)
+        {
+            let key = Arg::Text(event.aggregate_id.clone());
+            let at = Arg::Text(event.recorded_at.clone());
+            let status = |s: EffectStatus| Arg::Text(effect_status_name(s).to_owned());
+            let (sql, args): (String, Vec<Arg>) = match decode::<EffectEvent>(event)? {
+                EffectEvent::EffectIntended { intent, .. } => (
+                    format!(
+                        "INSERT INTO {table} (effect_key, saga, step, system, tenant_id, \
+                         trigger_position, status, attempts, attempt_budget, retry_at, \
+                         last_error, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, NULL, NULL, $9) \
+                         ON CONFLICT (effect_key) DO NOTHING"
+                    ),
+                    vec![
+                        key,
+                        Arg::Text(intent.saga),
+                        Arg::Text(intent.step),
+                        Arg::Text(intent.system),
+                        Arg::NullableText(intent.tenant_id),
+                        Arg::Int(i64::try_from(intent.trigger_position).unwrap_or(i64::MAX)),
+                        status(EffectStatus::Pending),
+                        Arg::Int(i64::from(intent.max_attempts)),
+                        at,
+                    ],
+                ),
+                EffectEvent::EffectAttempted { attempt, .. } => (
+                    format!(
+                        "UPDATE {table} SET status = $2, attempts = $3, retry_at = NULL, \
+                         updated_at = $4 WHERE effect_key = $1"
+                    ),
+                    vec![
+                        key,
+                        status(EffectStatus::InFlight),
+                        Arg::Int(i64::from(attempt)),
+                        at,
+                    ],
+                ),
+                EffectEvent::EffectSucceeded { .. } => (
+                    format!(
+                        "UPDATE {table} SET status = $2, updated_at = $3 WHERE effect_key = $1"
+                    ),
+                    vec![key, status(EffectStatus::Succeeded), at],
+                ),
+                EffectEvent::EffectFailed {
+                    error, retry_at, ..
+                } => (
+                    format!(
+                        "UPDATE {table} SET status = $2, last_error = $3, retry_at = $4, \
+                         updated_at = $5 WHERE effect_key = $1"
+                    ),
+                    vec![
+                        key,
+                        status(EffectStatus::Retrying),
+                        Arg::NullableText(Some(error)),
+                        Arg::NullableText(retry_at),
+                        at,
+                    ],
+                ),
+                EffectEvent::EffectOutcomeUnknown { reason, .. } => (
+                    format!(
+                        "UPDATE {table} SET status = $2, last_error = $3, updated_at = $4 \
+                         WHERE effect_key = $1"
+                    ),
+                    vec![
+                        key,
+                        status(EffectStatus::Unknown),
+                        Arg::NullableText(Some(reason)),
+                        at,
+                    ],
+                ),
+                EffectEvent::EffectReconciled {
+                    applied, retry_at, ..
+                } => (
+                    format!(
+                        "UPDATE {table} SET status = $2, retry_at = $3, updated_at = $4 \
+                         WHERE effect_key = $1"
+                    ),
+                    vec![
+                        key,
+                        status(if applied {
+                            EffectStatus::Succeeded
+                        } else {
+                            EffectStatus::Retrying
+                        }),
+                        Arg::NullableText(retry_at),
+                        at,
+                    ],
+                ),
+                EffectEvent::EffectDeadLettered { error, .. } => (
+                    format!(
+                        "UPDATE {table} SET status = $2, last_error = $3, retry_at = NULL, \
+                         updated_at = $4 WHERE effect_key = $1"
+                    ),
+                    vec![
+                        key,
+                        status(EffectStatus::DeadLettered),
+                        Arg::NullableText(Some(error)),
+                        at,
+                    ],
+                ),
+                EffectEvent::EffectNotConfigured { system, .. } => (
+                    format!(
+                        "UPDATE {table} SET status = $2, last_error = $3, updated_at = $4 \
+                         WHERE effect_key = $1"
+                    ),
+                    vec![
+                        key,
+                        status(EffectStatus::NotConfigured),
+                        Arg::NullableText(Some(format!("{system} is not configured"))),
+                        at,
+                    ],
+                ),
+                EffectEvent::EffectRetryRequested { attempt_budget, .. } => (
+                    format!(
+                        "UPDATE {table} SET status = $2, attempt_budget = $3, retry_at = NULL, \
+                         updated_at = $4 WHERE effect_key = $1"
+                    ),
+                    vec![
+                        key,
+                        status(EffectStatus::Retrying),
+                        Arg::Int(i64::from(attempt_budget)),
+                        at,
+                    ],
+                ),
+            };
+            execute(tx, &sql, &args).await?;
+        }
+        Ok(())
+    }
+}
+
+/// One effect as the read model holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EffectRow {
+    /// The idempotency key (the aggregate id).
+    pub key: String,
+    /// The saga.
+    pub saga: String,
+    /// The step.
+    pub step: String,
+    /// The external system.
+    pub system: String,
+    /// The tenant, if any.
+    pub tenant_id: Option<String>,
+    /// The triggering event's position.
+    pub trigger_position: u64,
+    /// Where it is.
+    pub status: EffectStatus,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Attempts allowed.
+    pub attempt_budget: u32,
+    /// When the next attempt is due.
+    pub retry_at: Option<String>,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// When it last changed.
+    pub updated_at: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct EffectRecord {
+    effect_key: String,
+    saga: String,
+    step: String,
+    system: String,
+    tenant_id: Option<String>,
+    trigger_position: i64,
+    status: String,
+    attempts: i64,
+    attempt_budget: i64,
+    retry_at: Option<String>,
+    last_error: Option<String>,
+    updated_at: String,
+}
+
+impl EffectRecord {
+    fn into_row(self) -> Result<EffectRow, QueryError> {
+        Ok(EffectRow {
+            status: parse_status(&self.status)?,
+            key: self.effect_key,
+            saga: self.saga,
+            step: self.step,
+            system: self.system,
+            tenant_id: self.tenant_id,
+            trigger_position: u64::try_from(self.trigger_position).unwrap_or(0),
+            attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
+            attempt_budget: u32::try_from(self.attempt_budget).unwrap_or(u32::MAX),
+            retry_at: self.retry_at,
+            last_error: self.last_error,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+const COLUMNS: &str = "effect_key, saga, step, system, tenant_id, trigger_position, status, \
+                       attempts, attempt_budget, retry_at, last_error, updated_at";
+const CURSOR_SORT: &str = "effect_key";
+
+/// Which effects to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EffectFilter {
+    /// Only these statuses (all when empty).
+    pub statuses: Vec<EffectStatus>,
+    /// Only this saga.
+    pub saga: Option<String>,
+    /// Only this tenant's.
+    pub tenant_id: Option<String>,
+}
+
+/// A page of effects by key.
+pub async fn list_effects(
+    db: &Db,
+    filter: &EffectFilter,
+    page: &PageRequest,
+) -> Result<Page<EffectRow>, QueryError> {
+    let size = page.checked_size()?;
+    let build = crate::builds::live_build(db, SagaEffects::NAME, SagaEffects::VERSION).await?;
+    let table = table_of(build);
+    let mut where_sql = Sql::new(String::new());
+    let mut clauses = Vec::new();
+    if !filter.statuses.is_empty() {
+        let list: Vec<String> = filter
+            .statuses
+            .iter()
+            .map(|s| where_sql.arg(Arg::Text(effect_status_name(*s).to_owned())))
+            .collect();
+        clauses.push(format!("status IN ({})", list.join(", ")));
+    }
+    if let Some(saga) = &filter.saga {
+        clauses.push(format!("saga = {}", where_sql.arg(Arg::Text(saga.clone()))));
+    }
+    if let Some(tenant) = &filter.tenant_id {
+        clauses.push(format!(
+            "tenant_id = {}",
+            where_sql.arg(Arg::Text(tenant.clone()))
+        ));
+    }
+    let filtered = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
+    let mut count = Sql::new(format!("SELECT COUNT(*) FROM {table}{filtered}"));
+    count.args = where_sql.args.clone();
+    let total_count = fetch_count(db, &count).await?;
+    let mut sql = Sql::new(format!("SELECT {COLUMNS} FROM {table}{filtered}"));
+    sql.args = where_sql.args;
+    if let Some(cursor) = &page.after {
+        let (_, after) = decode_cursor(cursor, CURSOR_SORT)?;
+        let p = sql.arg(Arg::Text(after));
+        let joiner = if clauses.is_empty() { " WHERE" } else { " AND" };
+        sql.push(&format!("{joiner} effect_key > {p}"));
+    }
+    sql.push(&format!(" ORDER BY effect_key LIMIT {}", size + 1));
+    let records: Vec<EffectRecord> = fetch_all(db, &sql).await?;
+    let mut items = records
+        .into_iter()
+        .map(EffectRecord::into_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let has_next_page = items.len() > size as usize;
+    items.truncate(size as usize);
+    let end_cursor = items
+        .last()
+        .map(|row| encode_cursor(CURSOR_SORT, Value::Null, &row.key));
+    Ok(Page {
+        items,
+        end_cursor,
+        has_next_page,
+        total_count,
+    })
+}
