@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dezky_commands::encoding::{format_timestamp, EventRecord};
@@ -16,6 +16,7 @@ use dezky_commands::store::Db;
 use dezky_commands::{Ledger, LedgerError};
 use sqlx::{Postgres, Sqlite, Transaction};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// Events folded per transaction while following the ledger.
 pub const APPLY_BATCH_EVENTS: usize = 1_000;
@@ -112,6 +113,21 @@ pub struct ProjectionRunner<P: Projection> {
     batch_events: usize,
     /// The size of its next batch (grows after full batches, see [`REBUILD_BATCH_EVENTS`]).
     next_batch: AtomicUsize,
+    /// The read of the next batch, started while the previous one was being applied.
+    prefetch: Mutex<Option<Prefetch>>,
+}
+
+/// A read of the ledger started ahead of the batch that will use it.
+///
+/// Reading a batch and folding it take comparable time and load different ends (the ledger
+/// table, the read model's tables), so while a full batch is applied the next one is already
+/// read. The read is only a guess at where the next step starts: a step uses it only if the
+/// position it finds under its lock is exactly where the read started, and otherwise reads
+/// afresh. The ledger is append-only with gapless positions, so events read early are the
+/// events that step would have read, at most fewer of them.
+struct Prefetch {
+    after: u64,
+    read: JoinHandle<Result<Vec<EventRecord>, LedgerError>>,
 }
 
 fn dialect(db: &Db) -> Dialect {
@@ -154,6 +170,7 @@ impl<P: Projection> ProjectionRunner<P> {
             position,
             batch_events: APPLY_BATCH_EVENTS,
             next_batch: AtomicUsize::new(APPLY_BATCH_EVENTS),
+            prefetch: Mutex::new(None),
         })
     }
 
@@ -162,6 +179,7 @@ impl<P: Projection> ProjectionRunner<P> {
     pub fn with_batch_events(mut self, events: usize) -> Self {
         self.batch_events = events.max(1);
         self.next_batch = AtomicUsize::new(APPLY_BATCH_EVENTS.min(self.batch_events));
+        self.prefetch = Mutex::new(None);
         self
     }
 
@@ -222,10 +240,17 @@ impl<P: Projection> ProjectionRunner<P> {
         });
         let position = u64::try_from(position).unwrap_or(0);
         let limit = self.next_batch.load(Ordering::Relaxed);
-        let events = self
-            .ledger
-            .read_batch(position, u64::MAX, limit)
-            .await?;
+        let events = self.read_from(position, limit).await?;
+        if events.len() >= limit {
+            // A full batch: more probably follow, so the next read starts now.
+            let next = self.next_limit(limit, events.len());
+            let after = events.last().map_or(position, |e| e.position);
+            let ledger = self.ledger.clone();
+            let read = tokio::spawn(async move { ledger.read_batch(after, u64::MAX, next).await });
+            if let Some(stale) = self.prefetch_slot().replace(Prefetch { after, read }) {
+                stale.read.abort();
+            }
+        }
         let Some(last) = events.last().map(|e| e.position) else {
             self.position.send_if_modified(|p| advance(p, position));
             return Ok(0);
@@ -246,13 +271,46 @@ impl<P: Projection> ProjectionRunner<P> {
             ReadTx::Postgres(tx) => tx.commit().await?,
         }
         self.position.send_if_modified(|p| advance(p, last));
-        let next = if events.len() >= limit {
+        self.next_batch
+            .store(self.next_limit(limit, events.len()), Ordering::Relaxed);
+        Ok(events.len())
+    }
+
+    /// The size of the batch after one of `read` events asked for `limit`.
+    fn next_limit(&self, limit: usize, read: usize) -> usize {
+        if read >= limit {
             (limit * 2).min(self.batch_events)
         } else {
             APPLY_BATCH_EVENTS.min(self.batch_events)
-        };
-        self.next_batch.store(next, Ordering::Relaxed);
-        Ok(events.len())
+        }
+    }
+
+    fn prefetch_slot(&self) -> std::sync::MutexGuard<'_, Option<Prefetch>> {
+        // The slot holds no invariant a panicking holder could have broken half-way.
+        self.prefetch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The events after `position`: the read started ahead for exactly this position if there
+    /// is one (see [`Prefetch`]), otherwise a fresh read of up to `limit` events.
+    async fn read_from(
+        &self,
+        position: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, ProjectionError> {
+        let pending = self.prefetch_slot().take();
+        if let Some(pending) = pending {
+            if pending.after == position {
+                // A read that failed or was cancelled is simply done again.
+                if let Ok(Ok(events)) = pending.read.await {
+                    return Ok(events);
+                }
+            } else {
+                pending.read.abort();
+            }
+        }
+        Ok(self.ledger.read_batch(position, u64::MAX, limit).await?)
     }
 
     /// Applies batches until the projection has read every committed event; returns the
