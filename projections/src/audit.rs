@@ -47,9 +47,9 @@ use serde_json::Value;
 
 use crate::runner::Dialect;
 use crate::tenants::{
-    byte_order, decode, decode_cursor, encode_cursor, fetch_all, fetch_all_tx, fetch_count,
-    fold_error, in_list, insert_rows, like_pattern, role_name, tenant_status_name, Arg, Page,
-    PageRequest, QueryError, Sql, IN_LIST_CHUNK,
+    append_rows, byte_order, decode, decode_cursor, encode_cursor, fetch_all, fetch_all_tx,
+    fetch_by_keys, fetch_count, fold_error, in_list, insert_rows, like_pattern, role_name,
+    tenant_status_name, Arg, Page, PageRequest, QueryError, Sql, IN_LIST_CHUNK,
 };
 use crate::{Projection, ProjectionError, ReadTx};
 
@@ -379,17 +379,13 @@ impl AuditBatch {
         let tenant_ids: Vec<String> = named.keys().cloned().collect();
         let mut tenants: HashMap<String, Option<(String, String)>> =
             tenant_ids.iter().map(|id| (id.clone(), None)).collect();
-        for chunk in tenant_ids.chunks(IN_LIST_CHUNK) {
-            let mut sql = Sql::new(format!(
-                "SELECT tenant_id, slug, status FROM {} WHERE tenant_id IN ",
-                tables.tenants
-            ));
-            let list = in_list(&mut sql, chunk);
-            sql.push(&list);
-            let rows: Vec<TenantState> = fetch_all_tx(tx, &sql).await?;
-            for row in rows {
-                tenants.insert(row.tenant_id, Some((row.slug, row.status)));
-            }
+        let head = format!(
+            "SELECT tenant_id, slug, status FROM {} WHERE",
+            tables.tenants
+        );
+        let rows: Vec<TenantState> = fetch_by_keys(tx, &head, "tenant_id", &tenant_ids).await?;
+        for row in rows {
+            tenants.insert(row.tenant_id, Some((row.slug, row.status)));
         }
         // By tenant and member id lists together, so both databases probe the primary key;
         // the few extra pairs this can return are harmless.
@@ -398,6 +394,26 @@ impl AuditBatch {
             .into_iter()
             .filter(|(_, members)| !members.is_empty())
             .collect();
+        if let ReadTx::Postgres(conn) = tx {
+            // Exactly the named pairs, as two arrays, in one statement.
+            let (tenant_ids, member_ids): (Vec<String>, Vec<String>) = named
+                .iter()
+                .flat_map(|(t, ms)| ms.iter().map(|m| (t.clone(), m.clone())))
+                .unzip();
+            let rows: Vec<MemberState> = sqlx::query_as(&format!(
+                "SELECT tenant_id, member_id, email FROM {} WHERE (tenant_id, member_id) IN \
+                 (SELECT * FROM UNNEST($1::text[], $2::text[]))",
+                tables.members
+            ))
+            .bind(tenant_ids)
+            .bind(member_ids)
+            .fetch_all(&mut **conn)
+            .await?;
+            for row in rows {
+                members.insert((row.tenant_id, row.member_id), row.email);
+            }
+            return Ok(Self::new(tenants, members, events.len()));
+        }
         for chunk in named.chunks(IN_LIST_CHUNK / 2) {
             let tenant_ids: Vec<String> = chunk.iter().map(|(t, _)| t.clone()).collect();
             let member_ids: BTreeSet<&String> = chunk.iter().flat_map(|(_, m)| m).collect();
@@ -418,13 +434,21 @@ impl AuditBatch {
                 }
             }
         }
-        Ok(Self {
+        Ok(Self::new(tenants, members, events.len()))
+    }
+
+    fn new(
+        tenants: HashMap<String, Option<(String, String)>>,
+        members: HashMap<(String, String), String>,
+        events: usize,
+    ) -> Self {
+        Self {
             tenants,
             members,
             changed_tenants: BTreeSet::new(),
             changed_members: BTreeSet::new(),
-            rows: Vec::with_capacity(events.len()),
-        })
+            rows: Vec::with_capacity(events),
+        }
     }
 
     /// A member's name in summaries: their e-mail once known (member ids are never reused,
@@ -465,15 +489,14 @@ impl AuditBatch {
 
     /// Writes the timeline rows and the changed memory back, in multi-row statements.
     async fn store(self, tx: &mut ReadTx<'_>, tables: &Tables) -> Result<(), ProjectionError> {
-        insert_rows(
+        // Timeline rows are append-only (one per position, each position folded once), so
+        // they go in with COPY on PostgreSQL.
+        append_rows(
             tx,
-            &format!(
-                "INSERT INTO {} (position, tenant_id, recorded_at, occurred_at, actor_subject, \
-                 actor_email, actor_email_key, request_ip, action, aggregate_type, aggregate_id, \
-                 outcome, summary, diff, search_key)",
-                tables.timeline
-            ),
-            "",
+            &tables.timeline,
+            "position, tenant_id, recorded_at, occurred_at, actor_subject, actor_email, \
+             actor_email_key, request_ip, action, aggregate_type, aggregate_id, outcome, \
+             summary, diff, search_key",
             self.rows,
         )
         .await?;
