@@ -241,7 +241,10 @@ impl<P: Projection> ProjectionRunner<P> {
         let position = u64::try_from(position).unwrap_or(0);
         let limit = self.next_batch.load(Ordering::Relaxed);
         let events = self.read_from(position, limit).await?;
-        if events.len() >= limit {
+        // On PostgreSQL only: there the read and the fold run in separate server processes,
+        // while SQLite reads and writes one file from this process, and an embedded store
+        // gains little from a second connection reading beside the write transaction.
+        if events.len() >= limit && matches!(self.ledger.db(), Db::Postgres(_)) {
             // A full batch: more probably follow, so the next read starts now.
             let next = self.next_limit(limit, events.len());
             let after = events.last().map_or(position, |e| e.position);
