@@ -452,6 +452,46 @@ pub(crate) async fn fetch_by_keys<T: AnyRow>(
     Ok(rows)
 }
 
+/// Reads the rows of `{head} (tenant_id, member_id) IN pairs`: on PostgreSQL one statement
+/// with the pairs as two arrays; on SQLite `tenant_id IN (…) AND member_id IN (…)` per chunk of
+/// tenants, which probes the primary key and may return a few pairs not asked for (harmless to
+/// callers that look rows up by pair).
+pub(crate) async fn fetch_by_pairs<T: AnyRow>(
+    tx: &mut ReadTx<'_>,
+    head: &str,
+    pairs: &[(String, String)],
+) -> Result<Vec<T>, sqlx::Error> {
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let ReadTx::Postgres(conn) = tx {
+        let (tenant_ids, member_ids): (Vec<&str>, Vec<&str>) =
+            pairs.iter().map(|(t, m)| (t.as_str(), m.as_str())).unzip();
+        return sqlx::query_as::<_, T>(&format!(
+            "{head} (tenant_id, member_id) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))"
+        ))
+        .bind(tenant_ids)
+        .bind(member_ids)
+        .fetch_all(&mut **conn)
+        .await;
+    }
+    let mut rows = Vec::new();
+    for chunk in pairs.chunks(IN_LIST_CHUNK / 2) {
+        let tenant_ids: BTreeSet<&String> = chunk.iter().map(|(t, _)| t).collect();
+        let member_ids: BTreeSet<&String> = chunk.iter().map(|(_, m)| m).collect();
+        let tenant_ids: Vec<String> = tenant_ids.into_iter().cloned().collect();
+        let member_ids: Vec<String> = member_ids.into_iter().cloned().collect();
+        let mut sql = Sql::new(format!("{head} tenant_id IN "));
+        let list = in_list(&mut sql, &tenant_ids);
+        sql.push(&list);
+        sql.push(" AND member_id IN ");
+        let list = in_list(&mut sql, &member_ids);
+        sql.push(&list);
+        rows.extend(fetch_all_tx::<T>(tx, &sql).await?);
+    }
+    Ok(rows)
+}
+
 /// Bytes of COPY data sent per message while appending rows.
 const COPY_CHUNK_BYTES: usize = 1 << 20;
 
@@ -924,7 +964,9 @@ struct DirectoryBatch {
     /// Every tenant the batch names (`None`: no row, which updates leave alone, as an
     /// `UPDATE` of a missing row would), and the platform flag's holders when it moves.
     tenants: HashMap<String, Option<TenantRecord>>,
-    /// The current members of every tenant the batch's tenant events name, by member id.
+    /// Current members by tenant and member id: every member of a tenant whose events act on
+    /// all its members (a purge, an ownership change), otherwise only the members the batch's
+    /// events name. Member counts are therefore kept by difference, not recounted.
     members: HashMap<String, BTreeMap<String, StoredMember>>,
     /// The platform flag's holder.
     platform: Option<String>,
@@ -943,15 +985,37 @@ impl DirectoryBatch {
         events: &[(&EventRecord, DirectoryEvent)],
     ) -> Result<Self, ProjectionError> {
         let mut tenant_ids = BTreeSet::new();
-        let mut member_tenants = BTreeSet::new();
+        // Tenants whose events act on every member, and the (tenant, member) pairs the other
+        // events name: loading only those keeps a batch's reads proportional to its events,
+        // not to the size of the tenants it touches.
+        let mut whole_tenants = BTreeSet::new();
+        let mut named = BTreeSet::new();
         let mut platform_moves = false;
         let mut needs_holder = false;
         for (record, event) in events {
             match event {
                 DirectoryEvent::Tenant(event) => {
-                    tenant_ids.insert(record.aggregate_id.clone());
-                    member_tenants.insert(record.aggregate_id.clone());
+                    let tenant_id = &record.aggregate_id;
+                    tenant_ids.insert(tenant_id.clone());
                     needs_holder |= matches!(**event, TenantEvent::TenantCreated { .. });
+                    match &**event {
+                        TenantEvent::TenantPurged { .. }
+                        | TenantEvent::OwnershipTransferred { .. }
+                        | TenantEvent::MemberInvited { owner: true, .. } => {
+                            whole_tenants.insert(tenant_id.clone());
+                        }
+                        TenantEvent::MemberInvited { member_id, .. }
+                        | TenantEvent::MemberAdded { member_id, .. }
+                        | TenantEvent::MemberRoleChanged { member_id, .. }
+                        | TenantEvent::MemberSuspended { member_id }
+                        | TenantEvent::MemberResumed { member_id }
+                        | TenantEvent::MemberRemoved { member_id }
+                        | TenantEvent::MemberSubjectLinked { member_id, .. }
+                        | TenantEvent::MemberMailboxCreated { member_id } => {
+                            named.insert((tenant_id.clone(), member_id.clone()));
+                        }
+                        _ => {}
+                    }
                 }
                 DirectoryEvent::PlatformFlag(holder) => {
                     tenant_ids.insert(holder.clone());
@@ -960,7 +1024,8 @@ impl DirectoryBatch {
             }
         }
         let tenant_ids: Vec<String> = tenant_ids.into_iter().collect();
-        let member_tenants: Vec<String> = member_tenants.into_iter().collect();
+        named.retain(|(tenant_id, _)| !whole_tenants.contains(tenant_id));
+        let whole_tenants: Vec<String> = whole_tenants.into_iter().collect();
         let mut tenants: HashMap<String, Option<TenantRecord>> =
             tenant_ids.iter().map(|id| (id.clone(), None)).collect();
         let head = format!("SELECT {TENANT_COLUMNS} FROM {} WHERE", tables.tenants);
@@ -983,16 +1048,15 @@ impl DirectoryBatch {
                     .or_insert_with(|| Some(row));
             }
         }
-        let mut members: HashMap<String, BTreeMap<String, StoredMember>> = member_tenants
-            .iter()
-            .map(|id| (id.clone(), BTreeMap::new()))
-            .collect();
+        let mut members: HashMap<String, BTreeMap<String, StoredMember>> = HashMap::new();
         let head = format!(
             "SELECT tenant_id, {MEMBER_COLUMNS}, email_key FROM {} WHERE",
             tables.members
         );
-        let rows: Vec<StoredMember> =
-            fetch_by_keys(tx, &head, "tenant_id", &member_tenants).await?;
+        let mut rows: Vec<StoredMember> =
+            fetch_by_keys(tx, &head, "tenant_id", &whole_tenants).await?;
+        let named: Vec<(String, String)> = named.into_iter().collect();
+        rows.extend(fetch_by_pairs::<StoredMember>(tx, &head, &named).await?);
         for row in rows {
             members
                 .entry(row.tenant_id.clone())
@@ -1050,19 +1114,31 @@ impl DirectoryBatch {
         }
     }
 
-    /// Recomputes a tenant's member counts after a membership change.
+    /// Marks a membership change on the tenant row; the counts themselves were adjusted by
+    /// [`Self::count_change`] as each member changed.
     fn recount(&mut self, tenant_id: &str, at: &str) {
-        let members = self.members.get(tenant_id);
-        let count = members.map_or(0, BTreeMap::len);
-        let admins = members.map_or(0, |m| {
-            m.values()
-                .filter(|m| m.role == role_name(Role::Admin))
-                .count()
-        });
-        self.touch(tenant_id, at, |row| {
-            row.member_count = i64::try_from(count).unwrap_or(i64::MAX);
-            row.admin_count = i64::try_from(admins).unwrap_or(i64::MAX);
-        });
+        self.touch(tenant_id, at, |_| {});
+    }
+
+    /// Adjusts a tenant's member and admin counts for one member going from `before` to
+    /// `after` (`None`: not a member). The stored counts are those of every member row, so the
+    /// difference keeps them exact without reading members the batch does not name.
+    fn count_change(
+        &mut self,
+        tenant_id: &str,
+        before: Option<&StoredMember>,
+        after: Option<&StoredMember>,
+    ) {
+        let weight = |m: Option<&StoredMember>| match m {
+            None => (0, 0),
+            Some(m) => (1, i64::from(m.role == role_name(Role::Admin))),
+        };
+        let (members_before, admins_before) = weight(before);
+        let (members_after, admins_after) = weight(after);
+        if let Some(Some(row)) = self.tenants.get_mut(tenant_id) {
+            row.member_count += members_after - members_before;
+            row.admin_count += admins_after - admins_before;
+        }
     }
 
     fn tenant_members(&mut self, tenant_id: &str) -> &mut BTreeMap<String, StoredMember> {
@@ -1077,7 +1153,10 @@ impl DirectoryBatch {
         change: impl FnOnce(&mut StoredMember),
     ) {
         if let Some(member) = self.tenant_members(tenant_id).get_mut(member_id) {
+            let before = member.clone();
             change(member);
+            let after = member.clone();
+            self.count_change(tenant_id, Some(&before), Some(&after));
             self.changed_members
                 .insert((tenant_id.to_owned(), member_id.to_owned()));
         }
@@ -1095,21 +1174,20 @@ impl DirectoryBatch {
         // Like the aggregate's fold, a (re)inserted member starts active and unlinked; an
         // existing owner stays owner.
         let was_owner = members.get(member.member_id).is_some_and(|m| m.is_owner);
-        members.insert(
-            member.member_id.to_owned(),
-            StoredMember {
-                tenant_id: tenant_id.to_owned(),
-                member_id: member.member_id.to_owned(),
-                email: member.email.to_owned(),
-                email_key: email_key(member.email),
-                display_name: member.display_name.to_owned(),
-                role: role_name(member.role).to_owned(),
-                is_owner: was_owner || member.owner,
-                status: member_status_name(MemberStatus::Active).to_owned(),
-                has_mailbox: member.has_mailbox,
-                subject: None,
-            },
-        );
+        let inserted = StoredMember {
+            tenant_id: tenant_id.to_owned(),
+            member_id: member.member_id.to_owned(),
+            email: member.email.to_owned(),
+            email_key: email_key(member.email),
+            display_name: member.display_name.to_owned(),
+            role: role_name(member.role).to_owned(),
+            is_owner: was_owner || member.owner,
+            status: member_status_name(MemberStatus::Active).to_owned(),
+            has_mailbox: member.has_mailbox,
+            subject: None,
+        };
+        let before = members.insert(member.member_id.to_owned(), inserted.clone());
+        self.count_change(tenant_id, before.as_ref(), Some(&inserted));
         changed.push(member.member_id.to_owned());
         for id in changed {
             self.changed_members.insert((tenant_id.to_owned(), id));
@@ -1118,16 +1196,14 @@ impl DirectoryBatch {
 
     fn remove_members(&mut self, tenant_id: &str, member_id: Option<&str>) {
         let members = self.tenant_members(tenant_id);
-        let removed: Vec<String> = match member_id {
-            Some(id) => members
-                .remove(id)
-                .map(|m| m.member_id)
-                .into_iter()
-                .collect(),
-            None => std::mem::take(members).into_keys().collect(),
+        let removed: Vec<StoredMember> = match member_id {
+            Some(id) => members.remove(id).into_iter().collect(),
+            None => std::mem::take(members).into_values().collect(),
         };
-        for id in removed {
-            self.changed_members.insert((tenant_id.to_owned(), id));
+        for member in removed {
+            self.count_change(tenant_id, Some(&member), None);
+            self.changed_members
+                .insert((tenant_id.to_owned(), member.member_id));
         }
     }
 
