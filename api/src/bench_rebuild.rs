@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -42,6 +42,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::sync::{mpsc, watch};
 
 use crate::progress::{events_bar, thousands, update};
+use crate::scratch::{machine_line, new_run_id, with_database, ScratchDir};
 use crate::settings::Settings;
 
 /// The target for a rebuild, end to end.
@@ -63,74 +64,6 @@ pub struct RebuildArgs {
     /// Members each tenant is created with besides its first admin.
     #[arg(long, default_value_t = 5)]
     pub members: u32,
-}
-
-/// Cores and load average: on a shared machine another process's build can take half the
-/// CPU, and a reader of the figures must know.
-fn machine_line() -> String {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .map_or_else(String::new, |load| format!(", load average {load}"));
-    format!("machine: {cores} cores{load}")
-}
-
-fn new_run_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
-}
-
-/// The URL of another database on the same PostgreSQL server (credentials and parameters
-/// kept, a `dbname=` parameter dropped since it would override the path).
-fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let authority = base
-        .find("://")
-        .map(|i| i + 3)
-        .context("the database URL has no scheme")?;
-    let path = base[authority..]
-        .find('/')
-        .map_or(base.len(), |i| authority + i);
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|p| !p.is_empty() && !p.starts_with("dbname="))
-        .collect();
-    let mut out = format!("{}/{database}", &base[..path]);
-    if !kept.is_empty() {
-        out.push('?');
-        out.push_str(&kept.join("&"));
-    }
-    Ok(out)
-}
-
-/// A directory removed, with everything in it, when dropped.
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn create(parent: &Path) -> anyhow::Result<Self> {
-        let path = parent.join(format!(".dezky-bench-rebuild-{}", new_run_id()));
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-        // create_dir (not _all) fails on an existing directory: never adopt someone else's.
-        std::fs::create_dir(&path).with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(Self(path))
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        if let Err(error) = std::fs::remove_dir_all(&self.0) {
-            eprintln!(
-                "warning: could not remove scratch directory {}: {error}",
-                self.0.display()
-            );
-        }
-    }
 }
 
 /// `dezky bench rebuild`.
@@ -217,7 +150,7 @@ async fn on_sqlite(
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    let dir = ScratchDir::create(parent)?;
+    let dir = ScratchDir::create(parent, ".dezky-bench-rebuild")?;
     let backend_line = "SQLite (WAL, synchronous FULL)".to_owned();
     println!("{backend_line}; scratch directory {}", dir.0.display());
     let url = format!("sqlite:{}", dir.0.join("ledger.db").display());

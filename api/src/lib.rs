@@ -16,5 +16,6 @@ pub mod processors;
 pub mod progress;
 pub mod projections_cli;
 pub mod sagas_cli;
+mod scratch;
 pub mod serve;
 pub mod settings;
