@@ -253,18 +253,24 @@ impl<P: Projection> ProjectionHost<P> {
             if let Some((build, runner)) = &runners.building {
                 let build = *build;
                 let mut folded = 0;
+                let mut reached_head = false;
                 for _ in 0..REBUILD_BATCHES_PER_TURN {
                     let n = runner.step().await?;
                     folded += n;
                     if n == 0 {
+                        reached_head = true;
                         break;
                     }
                 }
                 let position = *runner.position().borrow();
                 building_state = Some((build, position));
                 busy |= folded > 0;
-                if folded == 0 && position >= *heads.borrow() {
-                    // Caught up: switch, in one transaction over the two rows.
+                // Caught up: the shadow build read to the ledger's head this turn and stands at
+                // least where the live build does, so readers never see the published position
+                // go back. Waiting for a turn with nothing new to fold instead would never come
+                // while writers keep appending.
+                if reached_head && position >= live_position {
+                    // Switch, in one transaction over the two rows.
                     if switch_live(self.ledger.db(), self.name, build).await? {
                         tracing::info!(
                             projection = self.name,
