@@ -262,7 +262,9 @@ pub async fn bind(
         args.platform_admin_group.clone(),
         args.partner_claim.clone(),
     );
-    let schema = build_schema(ApiContext::new(ledger.clone(), positions));
+    let mut context = ApiContext::new(ledger.clone(), positions);
+    context.platform_domain = settings.platform_domain.clone();
+    let schema = build_schema(context);
     let state = AppState {
         ledger: ledger.clone(),
         ledger_keys: Arc::from(trusted.lines().join("\n") + "\n"),

@@ -66,7 +66,43 @@ pub struct Settings {
         default_value_t = 16
     )]
     pub database_max_connections: u32,
+
+    /// The platform's own mail domain (the apex): only the platform tenant may add it, every
+    /// name under it is reserved, and each workspace gets `{slug}.{apex}` as its service domain.
+    #[arg(
+        long,
+        global = true,
+        env = "DEZKY_PLATFORM_DOMAIN",
+        default_value = DEFAULT_PLATFORM_DOMAIN
+    )]
+    pub platform_domain: String,
+
+    /// Stalwart's management listener (`http://stalwart:8080`). Unset: mail is "not
+    /// configured", and every mail effect says so.
+    #[arg(long, global = true, env = "DEZKY_STALWART_URL")]
+    pub stalwart_url: Option<String>,
+
+    /// Stalwart's admin user.
+    #[arg(long, global = true, env = "DEZKY_STALWART_USER", default_value = "admin")]
+    pub stalwart_user: String,
+
+    /// Stalwart's admin secret.
+    #[arg(
+        long,
+        global = true,
+        env = "DEZKY_STALWART_SECRET",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub stalwart_secret: Secret,
+
+    /// The nameserver domain verification asks (`IP:PORT`). Unset: the system's resolvers.
+    #[arg(long, global = true, env = "DEZKY_DNS_NAMESERVER")]
+    pub dns_nameserver: Option<std::net::SocketAddr>,
 }
+
+/// The platform domain when none is configured: a name that can never be a customer's.
+pub const DEFAULT_PLATFORM_DOMAIN: &str = "dezky.localhost";
 
 /// Why the settings cannot produce what a command needs.
 #[derive(Debug, thiserror::Error)]

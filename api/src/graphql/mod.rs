@@ -77,6 +77,8 @@ pub struct ApiContext {
     pub ids: Ids,
     /// Positions of the read models the API serves, for read-your-writes.
     pub read_models: Vec<watch::Receiver<u64>>,
+    /// The platform's own mail domain (see [`crate::settings::Settings::platform_domain`]).
+    pub platform_domain: String,
 }
 
 fn framework<A>(
@@ -102,6 +104,7 @@ impl ApiContext {
             clock: Clock,
             ids: Ids,
             read_models,
+            platform_domain: crate::settings::DEFAULT_PLATFORM_DOMAIN.to_owned(),
         }
     }
 
