@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod processors;
 pub mod progress;
 pub mod projections_cli;
+pub mod sagas;
 pub mod sagas_cli;
 mod scratch;
 pub mod serve;

@@ -13,6 +13,7 @@ pub mod merkle;
 pub mod ports;
 pub mod process;
 pub mod repository;
+pub mod saga;
 pub mod store;
 pub mod verify;
 

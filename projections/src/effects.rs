@@ -405,3 +405,59 @@ pub async fn list_effects(
         total_count,
     })
 }
+
+/// Keys of effects the worker may need to drive at `now` (RFC 3339, as the ledger writes
+/// times): pending, unknown and in-flight ones, and retrying ones whose time has come. Oldest
+/// trigger first, so a backlog drains in the order it was caused.
+pub async fn due_effects(db: &Db, now: &str, limit: usize) -> Result<Vec<String>, QueryError> {
+    let build = crate::builds::live_build(db, SagaEffects::NAME, SagaEffects::VERSION).await?;
+    let table = table_of(build);
+    let mut sql = Sql::new(format!("SELECT effect_key FROM {table} WHERE status IN ('pending', 'unknown', 'in_flight') OR (status = 'retrying' AND retry_at <= "));
+    let p = sql.arg(Arg::Text(now.to_owned()));
+    sql.push(&format!(
+        "{p}) ORDER BY trigger_position, effect_key LIMIT {}",
+        limit.min(10_000)
+    ));
+    #[derive(sqlx::FromRow)]
+    struct Key {
+        effect_key: String,
+    }
+    let keys: Vec<Key> = fetch_all(db, &sql).await?;
+    Ok(keys.into_iter().map(|k| k.effect_key).collect())
+}
+
+/// The lease name of the saga worker (one per deployment).
+pub const SAGA_WORKER_LEASE: &str = "saga_worker";
+
+/// The effect worker's queue: due effects from this read model, and the worker lease.
+#[derive(Debug, Clone)]
+pub struct EffectsQueue {
+    db: Db,
+}
+
+impl EffectsQueue {
+    /// A queue over `db`.
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+impl dezky_commands::saga::worker::EffectQueue for EffectsQueue {
+    async fn due(&self, now: &str, limit: usize) -> Result<Vec<String>, String> {
+        due_effects(&self.db, now, limit)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn hold_lease(&self, holder: &str) -> Result<bool, String> {
+        crate::builds::acquire_lease(&self.db, SAGA_WORKER_LEASE, holder)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn release_lease(&self, holder: &str) {
+        if let Err(error) = crate::builds::release_lease(&self.db, SAGA_WORKER_LEASE, holder).await {
+            tracing::warn!(%error, "releasing the saga worker lease");
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! systems. Each is implemented by an adapter in `dezky-adapters` and, for the simulation
 //! suites, by an in-memory fake; one contract suite holds both to the same behaviour.
 
+pub mod dns;
 pub mod mail;
 
 /// A value that must never reach a log line or a panic message (a password, an API secret).

@@ -1,0 +1,253 @@
+//! Sagas: process managers that turn events into effects in systems outside the ledger, and
+//! the worker that performs those effects.
+//!
+//! A saga never calls an external system itself. It follows the ledger like every process
+//! manager and, for each step an event calls for, **intends** an effect: an
+//! [`Effect`](dezky_domain::effects::Effect) aggregate whose id is the step's idempotency key
+//! (`{saga}/{step}/{trigger position}`), so seeing the trigger twice intends it once. The
+//! [`worker::EffectWorker`] finds due effects and drives each through intent → attempt →
+//! outcome on the ledger; a saga's next step follows from the outcome's event (or from the
+//! domain event a success leads to). So every effect and its result sit on the ledger next to
+//! the command that caused it, and a crash anywhere loses nothing: progress is the ledger.
+
+pub mod domain_provisioning;
+pub mod mailboxes;
+pub mod request;
+pub mod tenant_provisioning;
+pub mod worker;
+
+use std::collections::HashMap;
+
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore};
+use dezky_domain::effects::{
+    effect_upcasters, Effect, EffectCommand, EffectError, EffectEvent, EffectIntent,
+    DEFAULT_MAX_ATTEMPTS, EFFECT_AGGREGATE_TYPE,
+};
+use dezky_domain::{Actor, EventMetadata};
+
+use crate::encoding::{format_timestamp, EventRecord};
+use crate::process::ProcessError;
+use crate::{Ledger, LedgerRepository};
+
+pub use request::{DnsRequest, MailRequest, Request};
+
+/// A command framework over the ledger.
+pub type LedgerCqrs<A> = CqrsFramework<A, PersistedEventStore<LedgerRepository, A>>;
+
+/// Attempts one command makes when other writers of the same aggregate race it.
+const CONFLICT_ATTEMPTS: usize = 5;
+
+/// A command framework for `A` over `ledger`.
+pub fn framework<A>(
+    ledger: &Ledger,
+    upcasters: Vec<Box<dyn cqrs_es::persist::EventUpcaster>>,
+) -> LedgerCqrs<A>
+where
+    A: Aggregate<Services = ()>,
+{
+    let store = PersistedEventStore::new_event_store(LedgerRepository::new(ledger.clone()))
+        .with_upcasters(upcasters);
+    CqrsFramework::new(store, vec![], ())
+}
+
+/// The current state of aggregate `id`.
+pub async fn load<A>(
+    ledger: &Ledger,
+    upcasters: Vec<Box<dyn cqrs_es::persist::EventUpcaster>>,
+    id: &str,
+) -> Result<A, String>
+where
+    A: Aggregate<Services = ()> + Clone,
+{
+    let store = PersistedEventStore::<_, A>::new_event_store(LedgerRepository::new(ledger.clone()))
+        .with_upcasters(upcasters);
+    let mut context = store.load_aggregate(id).await.map_err(|e| e.to_string())?;
+    Ok(cqrs_es::AggregateContext::aggregate(&mut context).clone())
+}
+
+/// The current time as the ledger writes it.
+pub fn now() -> String {
+    format_timestamp(chrono::Utc::now())
+}
+
+/// Metadata for a command a saga issues because of `cause`: the saga as the actor, the cause's
+/// correlation id carried over and its position as the causation, so the audit trail links an
+/// effect to the request that led to it.
+pub fn caused_by(cause: &EventRecord, actor: &str, tenant_id: Option<&str>) -> HashMap<String, String> {
+    let origin = serde_json::from_str::<HashMap<String, String>>(&cause.metadata)
+        .ok()
+        .and_then(|map| EventMetadata::from_map(&map).ok())
+        .unwrap_or_default();
+    EventMetadata {
+        actor: Some(Actor {
+            subject: actor.to_owned(),
+            email: None,
+        }),
+        tenant_id: tenant_id.map(str::to_owned).or(origin.tenant_id),
+        correlation_id: origin.correlation_id,
+        causation_id: Some(format!("position:{}", cause.position)),
+        occurred_at: Some(now()),
+        request_ip: None,
+    }
+    .to_map()
+}
+
+/// The effects framework, with the helpers sagas share.
+pub struct Effects {
+    cqrs: LedgerCqrs<Effect>,
+    ledger: Ledger,
+}
+
+impl Effects {
+    /// Effects over `ledger`.
+    pub fn new(ledger: &Ledger) -> Self {
+        Self {
+            cqrs: framework(ledger, effect_upcasters()),
+            ledger: ledger.clone(),
+        }
+    }
+
+    /// The effect `key` as it stands.
+    pub async fn load(&self, key: &str) -> Result<Effect, String> {
+        load::<Effect>(&self.ledger, effect_upcasters(), key).await
+    }
+
+    /// Runs `command` on effect `key`, retrying races with other writers.
+    pub async fn execute(
+        &self,
+        key: &str,
+        command: EffectCommand,
+        metadata: HashMap<String, String>,
+    ) -> Result<(), AggregateError<EffectError>> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .cqrs
+                .execute_with_metadata(key, command.clone(), metadata.clone())
+                .await
+            {
+                Err(AggregateError::AggregateConflict) if attempt < CONFLICT_ATTEMPTS => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Intends the step `saga`/`step` triggered by `cause`: idempotent (a repeat with the same
+    /// content changes nothing, and a repeat whose content differs — configuration changed
+    /// between two runs — keeps the first intent, which is what was promised).
+    pub async fn intend(
+        &self,
+        cause: &EventRecord,
+        saga: &'static str,
+        step: &'static str,
+        tenant_id: Option<&str>,
+        request: &Request,
+    ) -> Result<String, ProcessError> {
+        let key = dezky_domain::effects::idempotency_key(saga, step, cause.position);
+        self.intend_as(key, cause, saga, step, tenant_id, request).await
+    }
+
+    /// Like [`Effects::intend`], for a step one trigger calls for several times (a purge
+    /// deletes every mailbox): `subject` tells the effects apart in their keys.
+    pub async fn intend_keyed(
+        &self,
+        cause: &EventRecord,
+        saga: &'static str,
+        step: &'static str,
+        subject: &str,
+        tenant_id: Option<&str>,
+        request: &Request,
+    ) -> Result<String, ProcessError> {
+        let key = format!(
+            "{}/{subject}",
+            dezky_domain::effects::idempotency_key(saga, step, cause.position)
+        );
+        self.intend_as(key, cause, saga, step, tenant_id, request).await
+    }
+
+    async fn intend_as(
+        &self,
+        key: String,
+        cause: &EventRecord,
+        saga: &'static str,
+        step: &'static str,
+        tenant_id: Option<&str>,
+        request: &Request,
+    ) -> Result<String, ProcessError> {
+        let intent = EffectIntent {
+            saga: saga.to_owned(),
+            step: step.to_owned(),
+            system: request.system().to_owned(),
+            tenant_id: tenant_id.map(str::to_owned),
+            trigger_position: cause.position,
+            request: request.to_value(),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        };
+        let actor = format!("dezky:saga:{saga}");
+        match self
+            .execute(
+                &key,
+                EffectCommand::Intend { intent, at: now() },
+                caused_by(cause, &actor, tenant_id),
+            )
+            .await
+        {
+            Ok(()) | Err(AggregateError::UserError(EffectError::KeyReused)) => Ok(key),
+            Err(error) => Err(ProcessError::Command {
+                process: saga,
+                position: cause.position,
+                reason: error.to_string(),
+            }),
+        }
+    }
+}
+
+/// A succeeded effect, as a saga's next step sees it.
+#[derive(Debug, Clone)]
+pub struct Succeeded {
+    /// The effect's key.
+    pub key: String,
+    /// Its intent.
+    pub intent: EffectIntent,
+    /// What the system answered (or what reading back found).
+    pub result: serde_json::Value,
+}
+
+/// When `event` is the success of a step of `saga` (an attempt that succeeded, or an unknown
+/// outcome that reading back found applied), the effect with its intent.
+pub async fn succeeded(
+    effects: &Effects,
+    event: &EventRecord,
+    saga: &str,
+) -> Result<Option<Succeeded>, ProcessError> {
+    if event.aggregate_type != EFFECT_AGGREGATE_TYPE
+        || !event.aggregate_id.starts_with(saga)
+        || !event.aggregate_id[saga.len()..].starts_with('/')
+    {
+        return Ok(None);
+    }
+    let result = match serde_json::from_str::<EffectEvent>(&event.payload) {
+        Ok(EffectEvent::EffectSucceeded { result, .. }) => result,
+        Ok(EffectEvent::EffectReconciled {
+            applied: true,
+            found,
+            ..
+        }) => found,
+        Ok(_) | Err(_) => return Ok(None),
+    };
+    let effect = effects
+        .load(&event.aggregate_id)
+        .await
+        .map_err(|reason| ProcessError::Command {
+            process: "saga",
+            position: event.position,
+            reason,
+        })?;
+    Ok(effect.intent.map(|intent| Succeeded {
+        key: event.aggregate_id.clone(),
+        intent,
+        result,
+    }))
+}
