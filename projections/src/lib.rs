@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod builds;
+pub mod domains;
 pub mod effects;
 pub mod host;
 pub mod runner;
