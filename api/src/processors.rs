@@ -5,6 +5,7 @@ use dezky_commands::process::slug_release::SlugRelease;
 use dezky_commands::process::ProcessRunner;
 use dezky_commands::Ledger;
 use dezky_projections::audit::AuditTimeline;
+use dezky_projections::domains::DomainDirectory;
 use dezky_projections::effects::SagaEffects;
 use dezky_projections::host::{holder_id, ProjectionHost};
 use dezky_projections::settings::TenantSettings;
@@ -52,17 +53,20 @@ pub async fn start(
     let audit = ProjectionHost::new(ledger.clone(), holder.clone(), AuditTimeline::with_version);
     let settings =
         ProjectionHost::new(ledger.clone(), holder.clone(), TenantSettings::with_version);
-    let effects = ProjectionHost::new(ledger.clone(), holder, SagaEffects::with_version);
+    let effects = ProjectionHost::new(ledger.clone(), holder.clone(), SagaEffects::with_version);
+    let domains = ProjectionHost::new(ledger.clone(), holder, DomainDirectory::with_version);
     directory.prepare().await?;
     audit.prepare().await?;
     settings.prepare().await?;
     effects.prepare().await?;
+    domains.prepare().await?;
     let slug_release = ProcessRunner::new(ledger.clone(), SlugRelease::new(ledger)).await?;
     let read_models = vec![
         (TenantDirectory::NAME, directory.position()),
         (AuditTimeline::NAME, audit.position()),
         (TenantSettings::NAME, settings.position()),
         (SagaEffects::NAME, effects.position()),
+        (DomainDirectory::NAME, domains.position()),
     ];
     let processes = vec![("slug_release", slug_release.position())];
     let handles = vec![
@@ -70,6 +74,7 @@ pub async fn start(
         tokio::spawn(audit.run(shutdown.clone())),
         tokio::spawn(settings.run(shutdown.clone())),
         tokio::spawn(effects.run(shutdown.clone())),
+        tokio::spawn(domains.run(shutdown.clone())),
         tokio::spawn(slug_release.run(shutdown.clone())),
     ];
     Ok(Processors {

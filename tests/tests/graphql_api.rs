@@ -254,6 +254,18 @@ async fn nobody_from_another_tenant_or_partner_reads_or_changes_a_tenant(backend
             "query($t: ID!) { tenant(id: $t) { securityPolicy { mfaMode } } }",
         ),
         ("projections", "{ projections { name build } }"),
+        (
+            "domains",
+            "query($t: ID!) { tenant(id: $t) { domains { name } } }",
+        ),
+        (
+            "domainsNeedingAttention",
+            "query($t: ID!) { tenant(id: $t) { domainsNeedingAttention } }",
+        ),
+        (
+            "platform domainsNeedingAttention",
+            "{ domainsNeedingAttention }",
+        ),
     ];
     let writes = [
         ("addMember", "mutation($t: ID!) { addMember(input: {tenantId: $t, email: \"x@evil.eu\", displayName: \"X\", role: ADMIN}) { id } }"),
@@ -275,6 +287,10 @@ async fn nobody_from_another_tenant_or_partner_reads_or_changes_a_tenant(backend
         ("resetPassword", "mutation($t: ID!, $m: ID!) { resetPassword(tenantId: $t, memberId: $m) { id } }"),
         ("rebuildProjection", "mutation { rebuildProjection(name: \"tenants\") { build } }"),
         ("linkMemberSubject", "mutation($t: ID!, $m: ID!) { linkMemberSubject(tenantId: $t, memberId: $m, subject: \"evil\") { id } }"),
+        ("addDomain", "mutation($t: ID!) { addDomain(tenantId: $t, name: \"evil.eu\") { name } }"),
+        ("recheckDomain", "mutation($t: ID!) { recheckDomain(tenantId: $t, name: \"alpha.eu\") { name } }"),
+        ("setDomainDmarc", "mutation($t: ID!) { setDomainDmarc(tenantId: $t, name: \"alpha.eu\", policy: REJECT) { name } }"),
+        ("removeDomain", "mutation($t: ID!) { removeDomain(tenantId: $t, name: \"alpha.eu\") { id } }"),
     ];
     // The matrix covers every mutation but `createTenant` (which acts on no existing tenant and
     // is checked below): adding a mutation without adding it here fails this test.
@@ -881,7 +897,13 @@ async fn an_operator_sees_projection_builds_and_triggers_a_rebuild(backend: Back
     names.sort_unstable();
     assert_eq!(
         names,
-        ["audit", "saga_effects", "tenant_settings", "tenants"],
+        [
+            "audit",
+            "domains",
+            "saga_effects",
+            "tenant_settings",
+            "tenants"
+        ],
         "{before}"
     );
     assert!(builds

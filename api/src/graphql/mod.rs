@@ -1,6 +1,7 @@
 //! The GraphQL API at `/graphql`: schema, request context and the axum handlers.
 
 pub mod authz;
+pub mod domains;
 pub mod error;
 pub mod operations;
 pub mod schema;
@@ -19,6 +20,7 @@ use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::CqrsFramework;
 use dezky_adapters::oidc::OidcVerifier;
 use dezky_commands::{Ledger, LedgerRepository};
+use dezky_domain::domains::{domain_upcasters, Domain};
 use dezky_domain::tenant::{
     platform_flag_upcasters, tenant_upcasters, PlatformFlag, SlugClaim, Tenant,
 };
@@ -71,6 +73,8 @@ pub struct ApiContext {
     pub slugs: Arc<Cqrs<SlugClaim>>,
     /// The platform flag.
     pub platform_flag: Arc<Cqrs<PlatformFlag>>,
+    /// Mail domains (one aggregate per canonical name).
+    pub domains: Arc<Cqrs<Domain>>,
     /// Time for command contexts.
     pub clock: Clock,
     /// New ids.
@@ -100,6 +104,7 @@ impl ApiContext {
             tenants: framework(&ledger, tenant_upcasters()),
             slugs: framework(&ledger, vec![]),
             platform_flag: framework(&ledger, platform_flag_upcasters()),
+            domains: framework(&ledger, domain_upcasters()),
             ledger,
             clock: Clock,
             ids: Ids,

@@ -14,6 +14,7 @@ use dezky_projections::tenants::{
 };
 
 use super::authz::{self, Authentication};
+use super::domains::{DomainGql, DomainsMutation, DomainsQuery};
 use super::error::{from_aggregate, ApiError, Code};
 use super::operations::{OperationsMutation, OperationsQuery};
 use super::settings::{BillingInfoGql, BrandingGql, SecurityPolicyGql, SettingsMutation};
@@ -170,6 +171,15 @@ impl Tenant {
     async fn security_policy(&self, ctx: &Context<'_>) -> Result<SecurityPolicyGql> {
         Ok(self.security_policy_field(ctx).await?)
     }
+    /// The tenant's mail domains by name, with the records to publish and the last DNS check
+    /// (anyone who may see the tenant).
+    async fn domains(&self, ctx: &Context<'_>) -> Result<Vec<DomainGql>> {
+        Ok(self.domains_field(ctx).await?)
+    }
+    /// How many of the tenant's domains need attention (anyone who may see the tenant).
+    async fn domains_needing_attention(&self, ctx: &Context<'_>) -> Result<u64> {
+        Ok(self.domains_needing_attention_field(ctx).await?)
+    }
     /// The tenant's audit timeline, newest first (operators, the owning partner, tenant admins).
     #[allow(clippy::too_many_arguments)]
     async fn audit_timeline(
@@ -317,7 +327,7 @@ pub struct Me {
 
 /// Queries.
 #[derive(MergedObject, Default)]
-pub struct Query(TenantQuery, OperationsQuery);
+pub struct Query(TenantQuery, OperationsQuery, DomainsQuery);
 
 /// Queries over tenants.
 #[derive(Default)]
@@ -498,7 +508,12 @@ pub(super) async fn run_tenant_command(
 
 /// Mutations: one per command.
 #[derive(MergedObject, Default)]
-pub struct Mutation(TenantMutation, SettingsMutation, OperationsMutation);
+pub struct Mutation(
+    TenantMutation,
+    SettingsMutation,
+    OperationsMutation,
+    DomainsMutation,
+);
 
 /// Mutations on a tenant's lifecycle and members.
 #[derive(Default)]
