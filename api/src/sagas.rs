@@ -13,6 +13,7 @@ use dezky_commands::saga::mailboxes::Mailboxes;
 use dezky_commands::saga::request::Systems;
 use dezky_commands::saga::tenant_provisioning::TenantProvisioning;
 use dezky_commands::saga::worker::EffectWorker;
+use dezky_commands::saga::SagaConfig;
 use dezky_commands::Ledger;
 use dezky_projections::effects::EffectsQueue;
 use tokio::sync::watch;
@@ -27,13 +28,12 @@ pub struct SagaTasks {
 }
 
 /// Starts every saga and the effect worker on `ledger` until `shutdown` turns true. The
-/// worker holds the deployment's single worker lease as `holder`; `platform_domain` is the
-/// apex (service domains live under it; it is never torn down).
+/// worker holds the deployment's single worker lease as `holder`.
 pub async fn start<M, D>(
     ledger: &Ledger,
     mail: M,
     dns: D,
-    platform_domain: &str,
+    config: &SagaConfig,
     holder: String,
     shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<SagaTasks>
@@ -41,18 +41,11 @@ where
     M: MailServer + 'static,
     D: DnsCheck + 'static,
 {
-    let tenants = ProcessRunner::new(
-        ledger.clone(),
-        TenantProvisioning::new(ledger, platform_domain),
-    )
-    .await?;
-    let domains = ProcessRunner::new(
-        ledger.clone(),
-        DomainProvisioning::new(ledger, platform_domain),
-    )
-    .await?;
-    let mailboxes =
-        ProcessRunner::new(ledger.clone(), Mailboxes::new(ledger, platform_domain)).await?;
+    let tenants =
+        ProcessRunner::new(ledger.clone(), TenantProvisioning::new(ledger, config)).await?;
+    let domains =
+        ProcessRunner::new(ledger.clone(), DomainProvisioning::new(ledger, config)).await?;
+    let mailboxes = ProcessRunner::new(ledger.clone(), Mailboxes::new(ledger, config)).await?;
     let worker = EffectWorker::new(
         ledger.clone(),
         Systems { mail, dns },

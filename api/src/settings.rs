@@ -83,7 +83,12 @@ pub struct Settings {
     pub stalwart_url: Option<String>,
 
     /// Stalwart's admin user.
-    #[arg(long, global = true, env = "DEZKY_STALWART_USER", default_value = "admin")]
+    #[arg(
+        long,
+        global = true,
+        env = "DEZKY_STALWART_USER",
+        default_value = "admin"
+    )]
     pub stalwart_user: String,
 
     /// Stalwart's admin secret.

@@ -412,10 +412,11 @@ pub async fn list_effects(
 pub async fn due_effects(db: &Db, now: &str, limit: usize) -> Result<Vec<String>, QueryError> {
     let build = crate::builds::live_build(db, SagaEffects::NAME, SagaEffects::VERSION).await?;
     let table = table_of(build);
-    let mut sql = Sql::new(format!("SELECT effect_key FROM {table} WHERE status IN ('pending', 'unknown', 'in_flight') OR (status = 'retrying' AND retry_at <= "));
+    let mut sql = Sql::new(format!("SELECT effect_key FROM {table} WHERE status IN ('pending', 'unknown', 'in_flight') OR (status = 'retrying' AND (retry_at IS NULL OR retry_at <= "));
     let p = sql.arg(Arg::Text(now.to_owned()));
+    // A retry without a time (an operator's) is due at once.
     sql.push(&format!(
-        "{p}) ORDER BY trigger_position, effect_key LIMIT {}",
+        "{p})) ORDER BY trigger_position, effect_key LIMIT {}",
         limit.min(10_000)
     ));
     #[derive(sqlx::FromRow)]

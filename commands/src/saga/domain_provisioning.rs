@@ -15,15 +15,15 @@
 
 use cqrs_es::AggregateError;
 use dezky_domain::domains::{
-    domain_upcasters, DmarcPolicy, Domain, DomainCommand, DomainContext, DomainError,
-    DomainEvent, DomainName, DomainStatus, ExpectedRecord, RecordCheck, RecordPurpose,
-    RecordType, DOMAIN_AGGREGATE_TYPE,
+    domain_upcasters, DmarcPolicy, Domain, DomainCommand, DomainContext, DomainError, DomainEvent,
+    DomainName, DomainStatus, ExpectedRecord, RecordCheck, RecordPurpose, RecordType,
+    DOMAIN_AGGREGATE_TYPE,
 };
 use dezky_domain::tenant::Principal;
 use sha2::{Digest, Sha256};
 
 use super::request::{DnsRequest, MailRequest, Request};
-use super::{caused_by, framework, load, now, succeeded, Effects, LedgerCqrs};
+use super::{caused_by, framework, load, now, succeeded, Effects, LedgerCqrs, SagaConfig};
 use crate::encoding::EventRecord;
 use crate::process::{Process, ProcessError};
 use crate::Ledger;
@@ -67,10 +67,11 @@ pub fn with_dmarc_policy(value: &str, policy: DmarcPolicy) -> String {
         .map(str::to_owned)
         .collect();
     let p = format!("p={}", policy_tag(policy));
-    match tags
-        .iter_mut()
-        .find(|t| t.split('=').next().is_some_and(|k| k.trim().eq_ignore_ascii_case("p")))
-    {
+    match tags.iter_mut().find(|t| {
+        t.split('=')
+            .next()
+            .is_some_and(|k| k.trim().eq_ignore_ascii_case("p"))
+    }) {
         Some(tag) => *tag = p,
         None => tags.insert(1.min(tags.len()), p),
     }
@@ -110,12 +111,12 @@ pub struct DomainProvisioning {
 
 impl DomainProvisioning {
     /// The saga over `ledger`; `platform_domain` is the apex it never tears down.
-    pub fn new(ledger: &Ledger, platform_domain: &str) -> Self {
+    pub fn new(ledger: &Ledger, config: &SagaConfig) -> Self {
         Self {
             ledger: ledger.clone(),
-            effects: Effects::new(ledger),
+            effects: Effects::with_max_attempts(ledger, config.max_attempts),
             domains: framework(ledger, domain_upcasters()),
-            platform_domain: platform_domain.to_owned(),
+            platform_domain: config.platform_domain.clone(),
         }
     }
 
@@ -158,16 +159,24 @@ impl DomainProvisioning {
                 Ok(()) => return Ok(true),
                 Err(AggregateError::AggregateConflict) => continue,
                 Err(AggregateError::UserError(
-                    DomainError::NotFound | DomainError::IncompleteCheck | DomainError::NotProvisioned,
+                    DomainError::NotFound
+                    | DomainError::IncompleteCheck
+                    | DomainError::NotProvisioned,
                 )) => return Ok(false),
                 Err(e) => return Err(Self::failed(cause.position, e)),
             }
         }
-        Err(Self::failed(cause.position, "the domain kept changing under the saga"))
+        Err(Self::failed(
+            cause.position,
+            "the domain kept changing under the saga",
+        ))
     }
 
     fn is_apex(&self, name: &str) -> bool {
-        match (DomainName::parse(name), DomainName::parse(&self.platform_domain)) {
+        match (
+            DomainName::parse(name),
+            DomainName::parse(&self.platform_domain),
+        ) {
             (Ok(name), Ok(apex)) => name.is(&apex),
             _ => false,
         }
@@ -210,9 +219,11 @@ impl DomainProvisioning {
                     return Ok(false);
                 }
                 let expected = expected_records(&domain.expected, &tenant_id, name, to);
-                self.command(event, name, &tenant_id, |ctx| DomainCommand::RecordProvisioned {
-                    ctx,
-                    expected: expected.clone(),
+                self.command(event, name, &tenant_id, |ctx| {
+                    DomainCommand::RecordProvisioned {
+                        ctx,
+                        expected: expected.clone(),
+                    }
                 })
                 .await
             }
@@ -226,7 +237,13 @@ impl DomainProvisioning {
                     name: name.to_owned(),
                 });
                 self.effects
-                    .intend(event, REMOVAL_SAGA, "destroy-domain", Some(&tenant_id), &request)
+                    .intend(
+                        event,
+                        REMOVAL_SAGA,
+                        "destroy-domain",
+                        Some(&tenant_id),
+                        &request,
+                    )
                     .await?;
                 Ok(true)
             }
@@ -283,13 +300,17 @@ impl DomainProvisioning {
                     .map_err(|e| Self::failed(event.position, format!("unreadable records: {e}")))?
                     .unwrap_or_default();
                 let domain = self.domain(name, event.position).await?;
-                if domain.status == Some(DomainStatus::Removed) || domain.tenant_id.as_deref() != Some(tenant_id.as_str()) {
+                if domain.status == Some(DomainStatus::Removed)
+                    || domain.tenant_id.as_deref() != Some(tenant_id.as_str())
+                {
                     return Ok(false);
                 }
                 let expected = expected_records(&server, &tenant_id, name, domain.dmarc_policy);
-                self.command(event, name, &tenant_id, |ctx| DomainCommand::RecordProvisioned {
-                    ctx,
-                    expected: expected.clone(),
+                self.command(event, name, &tenant_id, |ctx| {
+                    DomainCommand::RecordProvisioned {
+                        ctx,
+                        expected: expected.clone(),
+                    }
                 })
                 .await
             }
@@ -305,9 +326,11 @@ impl DomainProvisioning {
                     .transpose()
                     .map_err(|e| Self::failed(event.position, format!("unreadable checks: {e}")))?
                     .unwrap_or_default();
-                self.command(event, name, &tenant_id, |ctx| DomainCommand::RecordDnsCheck {
-                    ctx,
-                    checks: checks.clone(),
+                self.command(event, name, &tenant_id, |ctx| {
+                    DomainCommand::RecordDnsCheck {
+                        ctx,
+                        checks: checks.clone(),
+                    }
                 })
                 .await
             }

@@ -14,7 +14,7 @@ use dezky_domain::tenant::{
 
 use super::request::{MailRequest, Request};
 use super::tenant_provisioning::service_domain;
-use super::{caused_by, framework, load, now, succeeded, Effects, LedgerCqrs};
+use super::{caused_by, framework, load, now, succeeded, Effects, LedgerCqrs, SagaConfig};
 use crate::encoding::EventRecord;
 use crate::process::{Process, ProcessError};
 use crate::store::Db;
@@ -43,17 +43,19 @@ fn failed(position: u64, reason: impl ToString) -> ProcessError {
 
 fn domain_of(address: &str) -> Option<String> {
     let (_, domain) = address.rsplit_once('@')?;
-    DomainName::parse(domain).ok().map(|d| d.as_str().to_owned())
+    DomainName::parse(domain)
+        .ok()
+        .map(|d| d.as_str().to_owned())
 }
 
 impl Mailboxes {
     /// The saga over `ledger` for the platform domain `platform_domain`.
-    pub fn new(ledger: &Ledger, platform_domain: &str) -> Self {
+    pub fn new(ledger: &Ledger, config: &SagaConfig) -> Self {
         Self {
             ledger: ledger.clone(),
-            effects: Effects::new(ledger),
+            effects: Effects::with_max_attempts(ledger, config.max_attempts),
             tenants: framework(ledger, tenant_upcasters()),
-            platform_domain: platform_domain.to_owned(),
+            platform_domain: config.platform_domain.clone(),
         }
     }
 
@@ -86,24 +88,43 @@ impl Mailboxes {
             && (!live || record.status.is_some_and(|s| s != DomainStatus::Removed)))
     }
 
-    async fn remember(&self, tenant_id: &str, member_id: &str, address: &str) -> Result<(), sqlx::Error> {
+    async fn remember(
+        &self,
+        tenant_id: &str,
+        member_id: &str,
+        address: &str,
+    ) -> Result<(), sqlx::Error> {
         let sql = "INSERT INTO saga_mailbox_members (tenant_id, member_id, address) \
                    VALUES ($1, $2, $3) ON CONFLICT (tenant_id, member_id) \
                    DO UPDATE SET address = excluded.address";
         let address = address.to_ascii_lowercase();
         match self.ledger.db() {
             Db::Sqlite(pool) => {
-                sqlx::query(sql).bind(tenant_id).bind(member_id).bind(&address).execute(pool).await?;
+                sqlx::query(sql)
+                    .bind(tenant_id)
+                    .bind(member_id)
+                    .bind(&address)
+                    .execute(pool)
+                    .await?;
             }
             Db::Postgres(pool) => {
-                sqlx::query(sql).bind(tenant_id).bind(member_id).bind(&address).execute(pool).await?;
+                sqlx::query(sql)
+                    .bind(tenant_id)
+                    .bind(member_id)
+                    .bind(&address)
+                    .execute(pool)
+                    .await?;
             }
         }
         Ok(())
     }
 
     /// Forgets the members (one, or the whole tenant's); returns their addresses.
-    async fn forget(&self, tenant_id: &str, member_id: Option<&str>) -> Result<Vec<String>, sqlx::Error> {
+    async fn forget(
+        &self,
+        tenant_id: &str,
+        member_id: Option<&str>,
+    ) -> Result<Vec<String>, sqlx::Error> {
         let (select, delete) = if member_id.is_some() {
             (
                 "SELECT address FROM saga_mailbox_members WHERE tenant_id = $1 AND member_id = $2",
@@ -119,26 +140,60 @@ impl Mailboxes {
         Ok(match self.ledger.db() {
             Db::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
-                let found: Vec<String> = sqlx::query_scalar(select).bind(tenant_id).bind(member).fetch_all(&mut *tx).await?;
-                sqlx::query(delete).bind(tenant_id).bind(member).execute(&mut *tx).await?;
+                let found: Vec<String> = sqlx::query_scalar(select)
+                    .bind(tenant_id)
+                    .bind(member)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                sqlx::query(delete)
+                    .bind(tenant_id)
+                    .bind(member)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 found
             }
             Db::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let found: Vec<String> = sqlx::query_scalar(select).bind(tenant_id).bind(member).fetch_all(&mut *tx).await?;
-                sqlx::query(delete).bind(tenant_id).bind(member).execute(&mut *tx).await?;
+                let found: Vec<String> = sqlx::query_scalar(select)
+                    .bind(tenant_id)
+                    .bind(member)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                sqlx::query(delete)
+                    .bind(tenant_id)
+                    .bind(member)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 found
             }
         })
     }
 
+    async fn all_addresses(&self) -> Result<Vec<String>, sqlx::Error> {
+        let sql = "SELECT DISTINCT address FROM saga_mailbox_members";
+        match self.ledger.db() {
+            Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+            Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+        }
+    }
+
     async fn still_used(&self, address: &str) -> Result<bool, sqlx::Error> {
         let sql = "SELECT COUNT(*) FROM saga_mailbox_members WHERE address = $1";
         let n: i64 = match self.ledger.db() {
-            Db::Sqlite(pool) => sqlx::query_scalar(sql).bind(address).fetch_one(pool).await?,
-            Db::Postgres(pool) => sqlx::query_scalar(sql).bind(address).fetch_one(pool).await?,
+            Db::Sqlite(pool) => {
+                sqlx::query_scalar(sql)
+                    .bind(address)
+                    .fetch_one(pool)
+                    .await?
+            }
+            Db::Postgres(pool) => {
+                sqlx::query_scalar(sql)
+                    .bind(address)
+                    .fetch_one(pool)
+                    .await?
+            }
         };
         Ok(n > 0)
     }
@@ -158,14 +213,22 @@ impl Mailboxes {
 
     /// The member's address, if it is still a member, for the freeze and thaw steps.
     async fn member_address(&self, tenant: &Tenant, member_id: &str) -> Option<String> {
-        tenant.members.get(member_id).map(|m| m.email.to_ascii_lowercase())
+        tenant
+            .members
+            .get(member_id)
+            .map(|m| m.email.to_ascii_lowercase())
     }
 
     async fn on_tenant_event(&self, event: &EventRecord) -> Result<bool, ProcessError> {
         let tenant_id = event.aggregate_id.as_str();
         let relevant = matches!(
             event.event_type.as_str(),
-            "MemberInvited" | "MemberAdded" | "MemberSuspended" | "MemberResumed" | "MemberRemoved" | "TenantPurged"
+            "MemberInvited"
+                | "MemberAdded"
+                | "MemberSuspended"
+                | "MemberResumed"
+                | "MemberRemoved"
+                | "TenantPurged"
         );
         if !relevant {
             return Ok(false);
@@ -174,8 +237,12 @@ impl Mailboxes {
             .map_err(|e| failed(event.position, format!("unreadable tenant event: {e}")))?;
         let db = |e: sqlx::Error| ProcessError::Database(e);
         match parsed {
-            TenantEvent::MemberInvited { member_id, email, .. } => {
-                self.remember(tenant_id, &member_id, &email).await.map_err(db)?;
+            TenantEvent::MemberInvited {
+                member_id, email, ..
+            } => {
+                self.remember(tenant_id, &member_id, &email)
+                    .await
+                    .map_err(db)?;
                 Ok(true)
             }
             TenantEvent::MemberAdded {
@@ -185,7 +252,9 @@ impl Mailboxes {
                 has_mailbox,
                 ..
             } => {
-                self.remember(tenant_id, &member_id, &email).await.map_err(db)?;
+                self.remember(tenant_id, &member_id, &email)
+                    .await
+                    .map_err(db)?;
                 let tenant = self.tenant(tenant_id, event.position).await?;
                 if !has_mailbox || !self.hosts(&tenant, &email, true, event.position).await? {
                     return Ok(true);
@@ -196,30 +265,55 @@ impl Mailboxes {
                 };
                 self.intend(event, "create", tenant_id, request).await
             }
-            TenantEvent::MemberSuspended { member_id } | TenantEvent::MemberResumed { member_id } => {
+            TenantEvent::MemberSuspended { member_id }
+            | TenantEvent::MemberResumed { member_id } => {
                 let tenant = self.tenant(tenant_id, event.position).await?;
                 let Some(address) = self.member_address(&tenant, &member_id).await else {
                     return Ok(false);
                 };
-                let has_mailbox = tenant.members.get(&member_id).is_some_and(|m| m.has_mailbox);
+                let has_mailbox = tenant
+                    .members
+                    .get(&member_id)
+                    .is_some_and(|m| m.has_mailbox);
                 if !has_mailbox || !self.hosts(&tenant, &address, false, event.position).await? {
                     return Ok(false);
                 }
                 if event.event_type == "MemberSuspended" {
-                    self.intend(event, "freeze", tenant_id, MailRequest::FreezeAccount { address }).await
+                    self.intend(
+                        event,
+                        "freeze",
+                        tenant_id,
+                        MailRequest::FreezeAccount { address },
+                    )
+                    .await
                 } else {
-                    self.intend(event, "unfreeze", tenant_id, MailRequest::UnfreezeAccount { address }).await
+                    self.intend(
+                        event,
+                        "unfreeze",
+                        tenant_id,
+                        MailRequest::UnfreezeAccount { address },
+                    )
+                    .await
                 }
             }
             TenantEvent::MemberRemoved { member_id } => {
                 let addresses = self.forget(tenant_id, Some(&member_id)).await.map_err(db)?;
                 let tenant = self.tenant(tenant_id, event.position).await?;
-                self.delete_unused(event, &tenant, addresses, "delete").await
+                self.delete_unused(event, &tenant, addresses, "delete", true)
+                    .await
             }
             TenantEvent::TenantPurged { .. } => {
-                let addresses = self.forget(tenant_id, None).await.map_err(db)?;
+                let mut addresses = self.forget(tenant_id, None).await.map_err(db)?;
                 let tenant = self.tenant(tenant_id, event.position).await?;
-                self.delete_unused(event, &tenant, addresses, "purge-delete").await
+                // Mailboxes kept earlier for another workspace's member sit on this
+                // workspace's domains too, and a domain with mailboxes cannot be deleted.
+                addresses.extend(self.all_addresses().await.map_err(db)?);
+                addresses.sort();
+                addresses.dedup();
+                // The workspace's domains go with it, and a domain with mailboxes cannot be
+                // deleted: every mailbox on them goes, whoever else used the address.
+                self.delete_unused(event, &tenant, addresses, "purge-delete", false)
+                    .await
             }
             _ => Ok(false),
         }
@@ -231,13 +325,29 @@ impl Mailboxes {
         tenant: &Tenant,
         addresses: Vec<String>,
         step: &'static str,
+        keep_shared: bool,
     ) -> Result<bool, ProcessError> {
-        let mut acted = !addresses.is_empty();
+        let mut acted = false;
+        let mut hosted = std::collections::HashMap::<Option<String>, bool>::new();
         for address in addresses {
-            if !self.hosts(tenant, &address, false, event.position).await? {
+            let domain = domain_of(&address);
+            let hosts = match hosted.get(&domain) {
+                Some(known) => *known,
+                None => {
+                    let answer = self.hosts(tenant, &address, false, event.position).await?;
+                    hosted.insert(domain, answer);
+                    answer
+                }
+            };
+            if !hosts {
                 continue;
             }
-            if self.still_used(&address).await.map_err(ProcessError::Database)? {
+            if keep_shared
+                && self
+                    .still_used(&address)
+                    .await
+                    .map_err(ProcessError::Database)?
+            {
                 tracing::info!(%address, tenant = %tenant.id, "mailbox kept: another workspace still has a member using it");
                 continue;
             }
@@ -292,7 +402,10 @@ impl Mailboxes {
                 Err(e) => return Err(failed(event.position, e)),
             }
         }
-        Err(failed(event.position, "the tenant kept changing under the saga"))
+        Err(failed(
+            event.position,
+            "the tenant kept changing under the saga",
+        ))
     }
 }
 

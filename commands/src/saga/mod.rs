@@ -74,7 +74,11 @@ pub fn now() -> String {
 /// Metadata for a command a saga issues because of `cause`: the saga as the actor, the cause's
 /// correlation id carried over and its position as the causation, so the audit trail links an
 /// effect to the request that led to it.
-pub fn caused_by(cause: &EventRecord, actor: &str, tenant_id: Option<&str>) -> HashMap<String, String> {
+pub fn caused_by(
+    cause: &EventRecord,
+    actor: &str,
+    tenant_id: Option<&str>,
+) -> HashMap<String, String> {
     let origin = serde_json::from_str::<HashMap<String, String>>(&cause.metadata)
         .ok()
         .and_then(|map| EventMetadata::from_map(&map).ok())
@@ -93,18 +97,45 @@ pub fn caused_by(cause: &EventRecord, actor: &str, tenant_id: Option<&str>) -> H
     .to_map()
 }
 
+/// What every saga is configured with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SagaConfig {
+    /// The platform's own domain (the apex): service domains live under it, and it is never
+    /// torn down.
+    pub platform_domain: String,
+    /// Attempts each new effect gets before it is dead-lettered.
+    pub max_attempts: u32,
+}
+
+impl SagaConfig {
+    /// The defaults for `platform_domain`.
+    pub fn new(platform_domain: impl Into<String>) -> Self {
+        Self {
+            platform_domain: platform_domain.into(),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+}
+
 /// The effects framework, with the helpers sagas share.
 pub struct Effects {
     cqrs: LedgerCqrs<Effect>,
     ledger: Ledger,
+    max_attempts: u32,
 }
 
 impl Effects {
-    /// Effects over `ledger`.
+    /// Effects over `ledger` with [`DEFAULT_MAX_ATTEMPTS`].
     pub fn new(ledger: &Ledger) -> Self {
+        Self::with_max_attempts(ledger, DEFAULT_MAX_ATTEMPTS)
+    }
+
+    /// Effects over `ledger` whose new intents allow `max_attempts`.
+    pub fn with_max_attempts(ledger: &Ledger, max_attempts: u32) -> Self {
         Self {
             cqrs: framework(ledger, effect_upcasters()),
             ledger: ledger.clone(),
+            max_attempts: max_attempts.max(1),
         }
     }
 
@@ -146,7 +177,8 @@ impl Effects {
         request: &Request,
     ) -> Result<String, ProcessError> {
         let key = dezky_domain::effects::idempotency_key(saga, step, cause.position);
-        self.intend_as(key, cause, saga, step, tenant_id, request).await
+        self.intend_as(key, cause, saga, step, tenant_id, request)
+            .await
     }
 
     /// Like [`Effects::intend`], for a step one trigger calls for several times (a purge
@@ -164,7 +196,8 @@ impl Effects {
             "{}/{subject}",
             dezky_domain::effects::idempotency_key(saga, step, cause.position)
         );
-        self.intend_as(key, cause, saga, step, tenant_id, request).await
+        self.intend_as(key, cause, saga, step, tenant_id, request)
+            .await
     }
 
     async fn intend_as(
@@ -183,7 +216,7 @@ impl Effects {
             tenant_id: tenant_id.map(str::to_owned),
             trigger_position: cause.position,
             request: request.to_value(),
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            max_attempts: self.max_attempts,
         };
         let actor = format!("dezky:saga:{saga}");
         match self
@@ -237,14 +270,15 @@ pub async fn succeeded(
         }) => found,
         Ok(_) | Err(_) => return Ok(None),
     };
-    let effect = effects
-        .load(&event.aggregate_id)
-        .await
-        .map_err(|reason| ProcessError::Command {
-            process: "saga",
-            position: event.position,
-            reason,
-        })?;
+    let effect =
+        effects
+            .load(&event.aggregate_id)
+            .await
+            .map_err(|reason| ProcessError::Command {
+                process: "saga",
+                position: event.position,
+                reason,
+            })?;
     Ok(effect.intent.map(|intent| Succeeded {
         key: event.aggregate_id.clone(),
         intent,

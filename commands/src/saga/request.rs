@@ -267,9 +267,10 @@ impl<M: MailServer, D: DnsCheck> Systems<M, D> {
                 }
                 Err(e) => Err(e),
             },
-            MailRequest::DestroyDomain { name } => {
-                mail.destroy_domain(name).await.map(|()| json!({ "destroyed": name }))
-            }
+            MailRequest::DestroyDomain { name } => mail
+                .destroy_domain(name)
+                .await
+                .map(|()| json!({ "destroyed": name })),
             MailRequest::EnsureAccount {
                 address,
                 display_name,
@@ -355,7 +356,9 @@ impl<M: MailServer, D: DnsCheck> Systems<M, D> {
             }
             MailRequest::EnsureAccount { address, .. } => {
                 match mail.account(address).await.map_err(err)? {
-                    Some(a) => ReadBack::Applied(json!({ "address": a.address, "aliases": a.aliases })),
+                    Some(a) => {
+                        ReadBack::Applied(json!({ "address": a.address, "aliases": a.aliases }))
+                    }
                     None => ReadBack::NotApplied(Value::Null),
                 }
             }
@@ -366,9 +369,10 @@ impl<M: MailServer, D: DnsCheck> Systems<M, D> {
                 let has = account
                     .as_ref()
                     .is_some_and(|a| a.aliases.iter().any(|x| x.eq_ignore_ascii_case(alias)));
-                let found = account.map_or(Value::Null, |a| {
-                    json!({ "address": a.address, "aliases": a.aliases })
-                });
+                let found = account.map_or(
+                    Value::Null,
+                    |a| json!({ "address": a.address, "aliases": a.aliases }),
+                );
                 verdict(has == adding, found)
             }
             MailRequest::FreezeAccount { address } | MailRequest::UnfreezeAccount { address } => {
@@ -386,7 +390,9 @@ impl<M: MailServer, D: DnsCheck> Systems<M, D> {
             }
             MailRequest::EnsureList { address, .. } => {
                 match mail.mailing_list(address).await.map_err(err)? {
-                    Some(l) => ReadBack::Applied(json!({ "address": l.address, "recipients": l.recipients })),
+                    Some(l) => ReadBack::Applied(
+                        json!({ "address": l.address, "recipients": l.recipients }),
+                    ),
                     None => ReadBack::NotApplied(Value::Null),
                 }
             }

@@ -10,12 +10,12 @@ use dezky_domain::domains::{
     DOMAIN_AGGREGATE_TYPE,
 };
 use dezky_domain::tenant::{
-    tenant_upcasters, CommandContext, Principal, Tenant, TenantAction, TenantCommand,
-    TenantError, TenantEvent, TENANT_AGGREGATE_TYPE,
+    tenant_upcasters, CommandContext, Principal, Tenant, TenantAction, TenantCommand, TenantError,
+    TenantEvent, TENANT_AGGREGATE_TYPE,
 };
 
 use super::request::{MailRequest, Request};
-use super::{caused_by, framework, now, succeeded, Effects, LedgerCqrs};
+use super::{caused_by, framework, now, succeeded, Effects, LedgerCqrs, SagaConfig};
 use crate::encoding::EventRecord;
 use crate::process::{Process, ProcessError};
 use crate::Ledger;
@@ -29,7 +29,10 @@ pub const ACTOR: &str = "tenant-provisioning";
 
 /// A workspace's service domain.
 pub fn service_domain(slug: &str, platform_domain: &str) -> String {
-    format!("{slug}.{}", platform_domain.trim_end_matches('.').to_ascii_lowercase())
+    format!(
+        "{slug}.{}",
+        platform_domain.trim_end_matches('.').to_ascii_lowercase()
+    )
 }
 
 /// The process manager.
@@ -43,13 +46,13 @@ pub struct TenantProvisioning {
 
 impl TenantProvisioning {
     /// The sagas over `ledger` for the platform domain `platform_domain`.
-    pub fn new(ledger: &Ledger, platform_domain: &str) -> Self {
+    pub fn new(ledger: &Ledger, config: &SagaConfig) -> Self {
         Self {
             ledger: ledger.clone(),
-            effects: Effects::new(ledger),
+            effects: Effects::with_max_attempts(ledger, config.max_attempts),
             tenants: framework(ledger, tenant_upcasters()),
             domains: framework(ledger, dezky_domain::domains::domain_upcasters()),
-            platform_domain: platform_domain.to_owned(),
+            platform_domain: config.platform_domain.clone(),
         }
     }
 
@@ -62,7 +65,10 @@ impl TenantProvisioning {
     }
 
     fn is_apex(&self, name: &str) -> bool {
-        match (DomainName::parse(name), DomainName::parse(&self.platform_domain)) {
+        match (
+            DomainName::parse(name),
+            DomainName::parse(&self.platform_domain),
+        ) {
             (Ok(name), Ok(apex)) => name.is(&apex),
             _ => true, // unreadable: never tear it down
         }
@@ -70,7 +76,11 @@ impl TenantProvisioning {
 
     /// The tenant's live customer domains just before `position`, from the domain events on
     /// the ledger (few, next to everything else), so a repeat of the purge sees the same set.
-    async fn domains_before(&self, tenant_id: &str, position: u64) -> Result<Vec<String>, ProcessError> {
+    async fn domains_before(
+        &self,
+        tenant_id: &str,
+        position: u64,
+    ) -> Result<Vec<String>, ProcessError> {
         let events = self
             .ledger
             .events_of_type(DOMAIN_AGGREGATE_TYPE)
@@ -88,7 +98,11 @@ impl TenantProvisioning {
                 _ => {}
             }
         }
-        Ok(live.into_iter().filter(|(_, own)| *own).map(|(n, _)| n).collect())
+        Ok(live
+            .into_iter()
+            .filter(|(_, own)| *own)
+            .map(|(n, _)| n)
+            .collect())
     }
 
     async fn provision(&self, cause: &EventRecord, tenant_id: &str) -> Result<bool, ProcessError> {
@@ -111,10 +125,18 @@ impl TenantProvisioning {
                 Err(e) => return Err(Self::failed(cause.position, e)),
             }
         }
-        Err(Self::failed(cause.position, "the tenant kept changing under the saga"))
+        Err(Self::failed(
+            cause.position,
+            "the tenant kept changing under the saga",
+        ))
     }
 
-    async fn remove_domain(&self, cause: &EventRecord, tenant_id: &str, name: &str) -> Result<(), ProcessError> {
+    async fn remove_domain(
+        &self,
+        cause: &EventRecord,
+        tenant_id: &str,
+        name: &str,
+    ) -> Result<(), ProcessError> {
         let ctx = DomainContext {
             principal: Principal::system(ACTOR),
             tenant_id: tenant_id.to_owned(),
@@ -138,7 +160,10 @@ impl TenantProvisioning {
                 Err(e) => return Err(Self::failed(cause.position, e)),
             }
         }
-        Err(Self::failed(cause.position, "the domain kept changing under the saga"))
+        Err(Self::failed(
+            cause.position,
+            "the domain kept changing under the saga",
+        ))
     }
 }
 
@@ -152,16 +177,23 @@ impl Process for TenantProvisioning {
             let tenant_id = event.aggregate_id.as_str();
             return match event.event_type.as_str() {
                 "TenantCreated" | "TenantPurged" => {
-                    let parsed = serde_json::from_str::<TenantEvent>(&event.payload).map_err(|e| {
-                        Self::failed(event.position, format!("unreadable tenant event: {e}"))
-                    })?;
+                    let parsed =
+                        serde_json::from_str::<TenantEvent>(&event.payload).map_err(|e| {
+                            Self::failed(event.position, format!("unreadable tenant event: {e}"))
+                        })?;
                     match parsed {
                         TenantEvent::TenantCreated { slug, .. } => {
                             let request = Request::Mail(MailRequest::EnsureDomain {
                                 name: service_domain(&slug, &self.platform_domain),
                             });
                             self.effects
-                                .intend(event, SAGA, "create-service-domain", Some(tenant_id), &request)
+                                .intend(
+                                    event,
+                                    SAGA,
+                                    "create-service-domain",
+                                    Some(tenant_id),
+                                    &request,
+                                )
                                 .await?;
                             Ok(true)
                         }
@@ -174,7 +206,13 @@ impl Process for TenantProvisioning {
                                 let request =
                                     Request::Mail(MailRequest::DestroyDomain { name: service });
                                 self.effects
-                                    .intend(event, PURGE_SAGA, "destroy-service-domain", Some(tenant_id), &request)
+                                    .intend(
+                                        event,
+                                        PURGE_SAGA,
+                                        "destroy-service-domain",
+                                        Some(tenant_id),
+                                        &request,
+                                    )
                                     .await?;
                             }
                             Ok(true)

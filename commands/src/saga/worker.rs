@@ -122,8 +122,17 @@ impl<M: MailServer, D: DnsCheck, Q: EffectQueue> EffectWorker<M, D, Q> {
         .to_map()
     }
 
-    async fn record(&self, key: &str, effect: &Effect, command: EffectCommand) -> Result<(), String> {
-        match self.effects.execute(key, command, self.metadata(effect)).await {
+    async fn record(
+        &self,
+        key: &str,
+        effect: &Effect,
+        command: EffectCommand,
+    ) -> Result<(), String> {
+        match self
+            .effects
+            .execute(key, command, self.metadata(effect))
+            .await
+        {
             Ok(()) => Ok(()),
             Err(AggregateError::UserError(e)) => Err(e.to_string()),
             Err(e) => Err(e.to_string()),
@@ -198,7 +207,11 @@ impl<M: MailServer, D: DnsCheck, Q: EffectQueue> EffectWorker<M, D, Q> {
         };
         match self
             .effects
-            .execute(key, EffectCommand::BeginAttempt { at: now() }, self.metadata(effect))
+            .execute(
+                key,
+                EffectCommand::BeginAttempt { at: now() },
+                self.metadata(effect),
+            )
             .await
         {
             Ok(()) => {}
@@ -237,7 +250,9 @@ impl<M: MailServer, D: DnsCheck, Q: EffectQueue> EffectWorker<M, D, Q> {
         if after.status == Some(EffectStatus::Unknown) {
             return self.reconcile(key, &after, intent).await;
         }
-        Ok(Driven::Attempted(after.status.unwrap_or(EffectStatus::Pending)))
+        Ok(Driven::Attempted(
+            after.status.unwrap_or(EffectStatus::Pending),
+        ))
     }
 
     async fn reconcile(
@@ -267,7 +282,9 @@ impl<M: MailServer, D: DnsCheck, Q: EffectQueue> EffectWorker<M, D, Q> {
         )
         .await?;
         let after = self.effects.load(key).await?;
-        Ok(Driven::Reconciled(after.status.unwrap_or(EffectStatus::Pending)))
+        Ok(Driven::Reconciled(
+            after.status.unwrap_or(EffectStatus::Pending),
+        ))
     }
 
     /// One round: every due effect driven one step, one at a time. Returns how many changed.
@@ -278,7 +295,10 @@ impl<M: MailServer, D: DnsCheck, Q: EffectQueue> EffectWorker<M, D, Q> {
             let waiting = self
                 .unreachable
                 .lock()
-                .map(|map| map.get(&key).is_some_and(|t| *t > std::time::Instant::now()))
+                .map(|map| {
+                    map.get(&key)
+                        .is_some_and(|t| *t > std::time::Instant::now())
+                })
                 .unwrap_or(false);
             if waiting {
                 continue;
@@ -287,8 +307,8 @@ impl<M: MailServer, D: DnsCheck, Q: EffectQueue> EffectWorker<M, D, Q> {
                 Ok(Driven::Idle) => {}
                 Ok(Driven::StillUnknown) => {
                     if let Ok(mut map) = self.unreachable.lock() {
-                        let next = std::time::Instant::now()
-                            + Duration::from_millis(RECONCILE_RETRY_MS);
+                        let next =
+                            std::time::Instant::now() + Duration::from_millis(RECONCILE_RETRY_MS);
                         map.insert(key, next);
                     }
                 }
@@ -312,10 +332,14 @@ impl<M: MailServer, D: DnsCheck, Q: EffectQueue> EffectWorker<M, D, Q> {
             if *shutdown.borrow() {
                 break;
             }
-            let held = self.queue.hold_lease(&self.holder).await.unwrap_or_else(|error| {
-                tracing::warn!(%error, "saga worker lease");
-                false
-            });
+            let held = self
+                .queue
+                .hold_lease(&self.holder)
+                .await
+                .unwrap_or_else(|error| {
+                    tracing::warn!(%error, "saga worker lease");
+                    false
+                });
             let mut busy = false;
             if held {
                 match self.round().await {
