@@ -6,5 +6,6 @@
 //! CalDAV, S3 and DNS adapters join as their issues arrive, each implementing a port declared
 //! in `dezky-domain` or `dezky-commands`.
 
+pub mod dns;
 pub mod oidc;
 pub mod stalwart;
