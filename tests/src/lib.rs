@@ -1,6 +1,7 @@
 //! Shared fixtures for the workspace suites: throw-away databases on both backends, signing
 //! keys, and a probe command runner that goes through the real cqrs-es path.
 
+pub mod dns_server;
 pub mod stalwart;
 
 use std::path::Path;
