@@ -8,6 +8,7 @@ use clap::Subcommand;
 use dezky_commands::Ledger;
 use dezky_projections::audit::AuditTimeline;
 use dezky_projections::builds::{builds_of, leases, list_builds, request_rebuild, BuildStatus};
+use dezky_projections::domains::DomainDirectory;
 use dezky_projections::effects::SagaEffects;
 use dezky_projections::host::{holder_id, ProjectionHost};
 use dezky_projections::settings::TenantSettings;
@@ -46,12 +47,13 @@ pub enum ProjectionsCommand {
 }
 
 /// The projections this version knows, with the schema version its code folds.
-pub fn known_projections() -> [(&'static str, u32); 4] {
+pub fn known_projections() -> [(&'static str, u32); 5] {
     [
         (TenantDirectory::NAME, TenantDirectory::VERSION),
         (AuditTimeline::NAME, AuditTimeline::VERSION),
         (TenantSettings::NAME, TenantSettings::VERSION),
         (SagaEffects::NAME, SagaEffects::VERSION),
+        (DomainDirectory::NAME, DomainDirectory::VERSION),
     ]
 }
 
@@ -144,6 +146,10 @@ fn spawn_host(
         ),
         AuditTimeline::NAME => tokio::spawn(
             ProjectionHost::new(ledger.clone(), holder, AuditTimeline::with_version).run(shutdown),
+        ),
+        DomainDirectory::NAME => tokio::spawn(
+            ProjectionHost::new(ledger.clone(), holder, DomainDirectory::with_version)
+                .run(shutdown),
         ),
         SagaEffects::NAME => tokio::spawn(
             ProjectionHost::new(ledger.clone(), holder, SagaEffects::with_version).run(shutdown),

@@ -231,6 +231,16 @@ pub async fn bind(
     let positions = started.positions();
     let read_models = started.read_models;
     let mut processors = started.handles;
+    let sagas = crate::sagas::start(
+        &ledger,
+        settings.mail_server()?,
+        settings.dns_verifier()?,
+        &dezky_commands::saga::SagaConfig::new(settings.platform_domain.clone()),
+        dezky_projections::host::holder_id(),
+        &shutdown,
+    )
+    .await?;
+    processors.extend(sagas.handles);
     processors.extend([tokio::spawn(run_checkpointer(
         ledger.clone(),
         key,

@@ -121,6 +121,26 @@ pub enum SettingsError {
 }
 
 impl Settings {
+    /// The mail server: Stalwart when its URL is configured, otherwise an adapter that
+    /// answers every call with "not configured" (so effects say so, and never pretend).
+    pub fn mail_server(&self) -> anyhow::Result<dezky_adapters::stalwart::StalwartMail> {
+        use dezky_adapters::stalwart::{StalwartConfig, StalwartMail};
+        let Some(url) = &self.stalwart_url else {
+            return Ok(StalwartMail::unconfigured());
+        };
+        let config = StalwartConfig::new(
+            url.clone(),
+            self.stalwart_user.clone(),
+            dezky_commands::ports::Secret::new(self.stalwart_secret.expose()),
+        );
+        Ok(StalwartMail::new(config, reqwest::Client::new())?)
+    }
+
+    /// Domain verification's resolver: the configured nameserver, or the system's.
+    pub fn dns_verifier(&self) -> anyhow::Result<dezky_adapters::dns::DnsVerifier> {
+        Ok(dezky_adapters::dns::DnsVerifier::new(self.dns_nameserver)?)
+    }
+
     /// Ledger connection options.
     pub fn ledger_options(&self) -> dezky_commands::LedgerOptions {
         dezky_commands::LedgerOptions {

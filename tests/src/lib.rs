@@ -2,6 +2,7 @@
 //! keys, and a probe command runner that goes through the real cqrs-es path.
 
 pub mod dns_server;
+pub mod saga_rig;
 pub mod stalwart;
 
 use std::path::Path;

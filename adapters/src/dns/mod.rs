@@ -9,6 +9,7 @@
 //! The comparison rules live in `compare.rs`.
 
 mod compare;
+mod port;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

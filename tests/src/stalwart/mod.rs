@@ -80,6 +80,9 @@ struct Faults {
     fail_next: Vec<u16>,
     /// API calls still to apply and then answer with a dropped connection.
     drop_after_apply: u32,
+    /// A method (`x:Domain/set`) whose next call is applied and then answered with a dropped
+    /// connection; calls without it pass.
+    drop_after_applying: Option<String>,
 }
 
 struct Shared {
@@ -228,6 +231,13 @@ impl StalwartFake {
         self.faults().drop_after_apply += n;
     }
 
+    /// The next API call that invokes `method` (`x:Domain/set`) is applied, then the
+    /// connection is cut before the answer: a lost answer to a write, whatever reads precede
+    /// it.
+    pub fn drop_after_applying(&self, method: &str) {
+        self.faults().drop_after_applying = Some(method.to_owned());
+    }
+
     /// Domains as stored, in creation order.
     pub fn domains(&self) -> Vec<Stored> {
         self.state().list("x:Domain")
@@ -354,7 +364,21 @@ async fn api(
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return problem(status, "about:blank", "Injected failure");
         }
-        if faults.drop_after_apply > 0 {
+        let targeted = faults.drop_after_applying.as_deref().is_some_and(|method| {
+            serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|request| request.get("methodCalls").cloned())
+                .and_then(|calls| calls.as_array().cloned())
+                .is_some_and(|calls| {
+                    calls
+                        .iter()
+                        .any(|call| call.get(0).and_then(Value::as_str) == Some(method))
+                })
+        });
+        if targeted {
+            faults.drop_after_applying = None;
+            true
+        } else if faults.drop_after_apply > 0 {
             faults.drop_after_apply -= 1;
             true
         } else {
