@@ -457,8 +457,24 @@ impl dezky_commands::saga::worker::EffectQueue for EffectsQueue {
     }
 
     async fn release_lease(&self, holder: &str) {
-        if let Err(error) = crate::builds::release_lease(&self.db, SAGA_WORKER_LEASE, holder).await {
+        if let Err(error) = crate::builds::release_lease(&self.db, SAGA_WORKER_LEASE, holder).await
+        {
             tracing::warn!(%error, "releasing the saga worker lease");
         }
     }
+}
+
+/// One effect by its key.
+pub async fn effect(db: &Db, key: &str) -> Result<Option<EffectRow>, QueryError> {
+    let build = crate::builds::live_build(db, SagaEffects::NAME, SagaEffects::VERSION).await?;
+    let table = table_of(build);
+    let mut sql = Sql::new(format!("SELECT {COLUMNS} FROM {table} WHERE effect_key = "));
+    let p = sql.arg(Arg::Text(key.to_owned()));
+    sql.push(&p);
+    let records: Vec<EffectRecord> = fetch_all(db, &sql).await?;
+    records
+        .into_iter()
+        .next()
+        .map(EffectRecord::into_row)
+        .transpose()
 }

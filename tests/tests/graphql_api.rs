@@ -254,6 +254,7 @@ async fn nobody_from_another_tenant_or_partner_reads_or_changes_a_tenant(backend
             "query($t: ID!) { tenant(id: $t) { securityPolicy { mfaMode } } }",
         ),
         ("projections", "{ projections { name build } }"),
+        ("sagaEffects", "{ sagaEffects { totalCount } }"),
         (
             "domains",
             "query($t: ID!) { tenant(id: $t) { domains { name } } }",
@@ -286,6 +287,7 @@ async fn nobody_from_another_tenant_or_partner_reads_or_changes_a_tenant(backend
         ("forceLogout", "mutation($t: ID!, $m: ID!) { forceLogout(tenantId: $t, memberId: $m) { id } }"),
         ("resetPassword", "mutation($t: ID!, $m: ID!) { resetPassword(tenantId: $t, memberId: $m) { id } }"),
         ("rebuildProjection", "mutation { rebuildProjection(name: \"tenants\") { build } }"),
+        ("retrySagaEffect", "mutation { retrySagaEffect(key: \"saga/step/1\") { key } }"),
         ("linkMemberSubject", "mutation($t: ID!, $m: ID!) { linkMemberSubject(tenantId: $t, memberId: $m, subject: \"evil\") { id } }"),
         ("addDomain", "mutation($t: ID!) { addDomain(tenantId: $t, name: \"evil.eu\") { name } }"),
         ("recheckDomain", "mutation($t: ID!) { recheckDomain(tenantId: $t, name: \"alpha.eu\") { name } }"),
@@ -884,6 +886,90 @@ async fn admins_manage_sessions_and_members_link_only_themselves_on_sqlite() {
 #[tokio::test]
 async fn admins_manage_sessions_and_members_link_only_themselves_on_postgres() {
     admins_manage_sessions_and_members_link_only_themselves(Backend::Postgres).await;
+}
+
+async fn an_operator_lists_saga_effects_and_retries_a_dead_lettered_one(backend: Backend) {
+    use dezky_domain::effects::{EffectCommand, EffectIntent};
+    let api = start(backend).await;
+    let operator = api.operator();
+    let list = "{ sagaEffects { totalCount items { key saga step status attempts lastError } } }";
+    let empty = api.post(Some(&operator), list, json!({})).await;
+    assert_eq!(empty["data"]["sagaEffects"]["totalCount"], 0, "{empty}");
+    // An effect refused for good by its system: dead-lettered after one attempt.
+    let ledger =
+        dezky_commands::Ledger::open(&dezky_commands::LedgerOptions::new(api._db.url.clone()))
+            .await
+            .expect("ledger");
+    let effects = dezky_commands::saga::Effects::new(&ledger);
+    let key = "mailbox/create/7";
+    let at = || "2026-11-29T10:00:00Z".to_owned();
+    for command in [
+        EffectCommand::Intend {
+            intent: EffectIntent {
+                saga: "mailbox".into(),
+                step: "create".into(),
+                system: "stalwart".into(),
+                tenant_id: None,
+                trigger_position: 7,
+                request: json!({"op": "ensure_account", "address": "ada@acme.eu"}),
+                max_attempts: 3,
+            },
+            at: at(),
+        },
+        EffectCommand::BeginAttempt { at: at() },
+        EffectCommand::Fail {
+            attempt: 1,
+            error: "the mail server refused the change".into(),
+            retryable: false,
+            retry_at: at(),
+            at: at(),
+        },
+    ] {
+        effects
+            .execute(key, command, Default::default())
+            .await
+            .expect("effect command");
+    }
+    let mut listed = json!(null);
+    for _ in 0..100 {
+        listed = api.post(Some(&operator), list, json!({})).await;
+        if listed["data"]["sagaEffects"]["items"][0]["status"] == "DEAD_LETTERED" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        listed["data"]["sagaEffects"]["items"][0],
+        json!({"key": key, "saga": "mailbox", "step": "create", "status": "DEAD_LETTERED",
+               "attempts": 1, "lastError": "the mail server refused the change"}),
+        "{listed}"
+    );
+    let retry = "mutation($k: ID!) { retrySagaEffect(key: $k) { key status attempts } }";
+    let retried = api.post(Some(&operator), retry, json!({"k": key})).await;
+    assert_eq!(
+        retried["data"]["retrySagaEffect"],
+        json!({"key": key, "status": "RETRYING", "attempts": 1}),
+        "{retried}"
+    );
+    let again = api.post(Some(&operator), retry, json!({"k": key})).await;
+    assert_eq!(code(&again), Some("CONFLICT"), "{again}");
+    let unknown = api
+        .post(Some(&operator), retry, json!({"k": "no/such/1"}))
+        .await;
+    assert_eq!(code(&unknown), Some("NOT_FOUND"), "{unknown}");
+    let member = api.user("ada@acme.eu");
+    let refused = api.post(Some(&member), list, json!({})).await;
+    assert_eq!(code(&refused), Some("FORBIDDEN"), "{refused}");
+}
+
+#[tokio::test]
+async fn an_operator_lists_saga_effects_and_retries_a_dead_lettered_one_on_sqlite() {
+    an_operator_lists_saga_effects_and_retries_a_dead_lettered_one(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn an_operator_lists_saga_effects_and_retries_a_dead_lettered_one_on_postgres() {
+    an_operator_lists_saga_effects_and_retries_a_dead_lettered_one(Backend::Postgres).await;
 }
 
 async fn an_operator_sees_projection_builds_and_triggers_a_rebuild(backend: Backend) {

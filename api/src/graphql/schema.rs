@@ -35,7 +35,10 @@ pub(super) fn auth<'a>(ctx: &Context<'a>) -> &'a Authentication {
     ctx.data_unchecked::<Authentication>()
 }
 
-fn page(first: Option<i32>, after: Option<String>) -> std::result::Result<PageRequest, ApiError> {
+pub(super) fn page(
+    first: Option<i32>,
+    after: Option<String>,
+) -> std::result::Result<PageRequest, ApiError> {
     let first = first.unwrap_or(DEFAULT_PAGE);
     let first = u32::try_from(first)
         .map_err(|_| ApiError::new(Code::Validation, "first must be between 1 and 100"))?;
