@@ -5,6 +5,7 @@
 //! Nothing here performs I/O; the write side (`dezky-commands`) persists what the aggregates
 //! decide.
 
+pub mod booking;
 pub mod domains;
 pub mod effects;
 pub mod metadata;
