@@ -6,6 +6,7 @@
 //! CalDAV, S3 and DNS adapters join as their issues arrive, each implementing a port declared
 //! in `dezky-domain` or `dezky-commands`.
 
+pub mod caldav;
 pub mod dns;
 pub mod oidc;
 pub mod stalwart;
