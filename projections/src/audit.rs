@@ -909,6 +909,47 @@ fn describe_tenant_event(
                 diff_of([("has_mailbox", FieldDiff::new(false, true))]),
             )
         }
+        TenantEvent::MemberAliasAdded { address, alias, .. } => Described::new(
+            format!("Alias {alias} added to the mailbox {address}"),
+            diff_of([("alias", FieldDiff::set(alias))]),
+        ),
+        TenantEvent::MemberAliasRemoved { address, alias, .. } => Described::new(
+            format!("Alias {alias} removed from the mailbox {address}"),
+            diff_of([("alias", FieldDiff::new(alias, Value::Null))]),
+        ),
+        TenantEvent::MailingListCreated {
+            address,
+            display_name,
+            recipients,
+            ..
+        } => Described::new(
+            format!(
+                "Distribution list {display_name} <{address}> created with {} recipients",
+                recipients.len()
+            ),
+            diff_of([
+                ("address", FieldDiff::set(address)),
+                ("display_name", FieldDiff::set(display_name)),
+                ("recipients", FieldDiff::set(recipients)),
+            ]),
+        ),
+        // The event carries the new recipients only and the timeline keeps no lists, so the
+        // summary says what happened and the diff stays empty rather than invent a `from`.
+        TenantEvent::MailingListRecipientsSet {
+            address,
+            recipients,
+            ..
+        } => Described::new(
+            format!(
+                "Recipients of distribution list {address} replaced ({} recipients)",
+                recipients.len()
+            ),
+            Diff::new(),
+        ),
+        TenantEvent::MailingListDeleted { address, .. } => Described::new(
+            format!("Distribution list {address} deleted"),
+            diff_of([("address", FieldDiff::new(address, Value::Null))]),
+        ),
     };
     Ok(described)
 }

@@ -1383,6 +1383,14 @@ impl DirectoryBatch {
                 self.set_member(tenant_id, &member_id, |m| m.has_mailbox = true);
                 self.touch(tenant_id, at, |_| {});
             }
+            TenantEvent::MemberAliasAdded { .. }
+            | TenantEvent::MemberAliasRemoved { .. }
+            | TenantEvent::MailingListCreated { .. }
+            | TenantEvent::MailingListRecipientsSet { .. }
+            | TenantEvent::MailingListDeleted { .. } => {
+                // Addresses are the mail_addresses read model's; the tenant did change.
+                self.touch(tenant_id, at, |_| {});
+            }
         }
     }
 

@@ -14,6 +14,7 @@ use super::context::Principal;
 use super::decide::decide;
 use super::error::TenantError;
 use super::event::TenantEvent;
+use super::mail::{address_key, AddressHolder, MailingList};
 use super::member::{Member, MemberStatus, Role};
 use super::security::SecurityPolicy;
 
@@ -89,6 +90,15 @@ pub struct Tenant {
     /// Ids of removed members. A member id is never reused, so the audit trail of one id is
     /// always about one person.
     pub retired_member_ids: BTreeSet<String>,
+    /// Aliases (canonical address) and the member whose mailbox each delivers to.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, String>,
+    /// Distribution lists by id.
+    #[serde(default)]
+    pub mailing_lists: BTreeMap<String, MailingList>,
+    /// Ids of deleted lists, never reused for the same reason as member ids.
+    #[serde(default)]
+    pub retired_list_ids: BTreeSet<String>,
 }
 
 impl Tenant {
@@ -116,6 +126,33 @@ impl Tenant {
     /// Whether `member_id` owns the tenant.
     pub fn is_owner(&self, member_id: &str) -> bool {
         self.owner_member_id.as_deref() == Some(member_id)
+    }
+
+    /// How many aliases deliver to `member_id`'s mailbox.
+    pub fn alias_count(&self, member_id: &str) -> usize {
+        self.aliases.values().filter(|m| *m == member_id).count()
+    }
+
+    /// What uses `address` (compared in canonical form) in this tenant: a member's own
+    /// address, an alias or a list's address. Each address routes one way, so at most one.
+    pub fn address_holder(&self, address: &str) -> Option<AddressHolder> {
+        let key = address_key(address);
+        if let Some(member_id) = self.aliases.get(&key) {
+            return Some(AddressHolder::Alias {
+                member_id: member_id.clone(),
+            });
+        }
+        if let Some(list) = self.mailing_lists.values().find(|l| l.address == key) {
+            return Some(AddressHolder::List {
+                list_id: list.id.clone(),
+            });
+        }
+        self.members
+            .values()
+            .find(|m| address_key(&m.email) == key)
+            .map(|m| AddressHolder::Member {
+                member_id: m.id.clone(),
+            })
     }
 
     fn member_mut(&mut self, member_id: &str) -> Option<&mut Member> {
@@ -250,6 +287,8 @@ impl Aggregate for Tenant {
             }
             TenantEvent::MemberRemoved { member_id } => {
                 self.members.remove(&member_id);
+                // Their aliases delivered to the mailbox that goes with them.
+                self.aliases.retain(|_, owner| *owner != member_id);
                 self.retired_member_ids.insert(member_id);
             }
             TenantEvent::MemberSubjectLinked { member_id, subject } => {
@@ -261,6 +300,43 @@ impl Aggregate for Tenant {
                 if let Some(member) = self.member_mut(&member_id) {
                     member.has_mailbox = true;
                 }
+            }
+            TenantEvent::MemberAliasAdded {
+                member_id, alias, ..
+            } => {
+                self.aliases.insert(alias, member_id);
+            }
+            TenantEvent::MemberAliasRemoved { alias, .. } => {
+                self.aliases.remove(&alias);
+            }
+            TenantEvent::MailingListCreated {
+                list_id,
+                address,
+                display_name,
+                recipients,
+            } => {
+                self.mailing_lists.insert(
+                    list_id.clone(),
+                    MailingList {
+                        id: list_id,
+                        address,
+                        display_name,
+                        recipients,
+                    },
+                );
+            }
+            TenantEvent::MailingListRecipientsSet {
+                list_id,
+                recipients,
+                ..
+            } => {
+                if let Some(list) = self.mailing_lists.get_mut(&list_id) {
+                    list.recipients = recipients;
+                }
+            }
+            TenantEvent::MailingListDeleted { list_id, .. } => {
+                self.mailing_lists.remove(&list_id);
+                self.retired_list_ids.insert(list_id);
             }
         }
     }

@@ -121,6 +121,45 @@ pub enum TenantAction {
         /// The member.
         member_id: String,
     },
+    /// Add an alias: an extra address delivering to a member's mailbox. The API has checked
+    /// that its domain belongs to the workspace.
+    AddAlias {
+        /// The member (who must have a mailbox).
+        member_id: String,
+        /// The alias address, in any case; stored in canonical form.
+        alias: String,
+    },
+    /// Remove one of a member's aliases.
+    RemoveAlias {
+        /// The member.
+        member_id: String,
+        /// The alias address, in any case.
+        alias: String,
+    },
+    /// Create a distribution list. The API has checked that its address's domain belongs to
+    /// the workspace.
+    CreateList {
+        /// The list id (chosen by the caller, never reused in the tenant).
+        list_id: String,
+        /// The list's address, in any case; stored in canonical form.
+        address: String,
+        /// The name recipients see.
+        display_name: String,
+        /// Where mail to the list goes (any addresses, duplicates dropped).
+        recipients: Vec<String>,
+    },
+    /// Replace a distribution list's recipients.
+    SetListRecipients {
+        /// The list.
+        list_id: String,
+        /// The new recipients, whole (duplicates dropped).
+        recipients: Vec<String>,
+    },
+    /// Delete a distribution list.
+    DeleteList {
+        /// The list.
+        list_id: String,
+    },
 }
 
 impl TenantAction {
@@ -145,7 +184,12 @@ impl TenantAction {
             | TenantAction::ResumeMember { .. }
             | TenantAction::ForceLogout { .. }
             | TenantAction::ResetPassword { .. }
-            | TenantAction::RemoveMember { .. } => Authority::TenantManager,
+            | TenantAction::RemoveMember { .. }
+            | TenantAction::AddAlias { .. }
+            | TenantAction::RemoveAlias { .. }
+            | TenantAction::CreateList { .. }
+            | TenantAction::SetListRecipients { .. }
+            | TenantAction::DeleteList { .. } => Authority::TenantManager,
             TenantAction::TransferOwnership { .. } => Authority::PlatformAdminOrTenantAdmin,
             TenantAction::LinkMemberSubject { .. } => Authority::PlatformAdminOrTheMember,
         }

@@ -4,6 +4,7 @@ use std::fmt;
 
 use super::aggregate::TenantStatus;
 use super::context::ContextError;
+use super::mail::AddressHolder;
 use super::slug::SlugProblem;
 use super::values::TextField;
 
@@ -356,5 +357,70 @@ pub enum TenantError {
         subject: String,
         /// The member linked to it.
         member_id: String,
+    },
+    /// An alias for a member without a mailbox (a mailbox-less admin): it would deliver
+    /// nowhere.
+    #[error("{member_id} has no mailbox for an alias to deliver to")]
+    MemberHasNoMailbox {
+        /// The member.
+        member_id: String,
+    },
+    /// The member has the most aliases a member can have.
+    #[error("{member_id} already has the maximum of {max} aliases")]
+    TooManyAliases {
+        /// The member.
+        member_id: String,
+        /// The limit.
+        max: usize,
+    },
+    /// The address is already a member's address, an alias or a list's address in this tenant.
+    #[error("{address} is already {holder}")]
+    AddressInUse {
+        /// The address (canonical form).
+        address: String,
+        /// What uses it.
+        holder: AddressHolder,
+    },
+    /// The member has no such alias.
+    #[error("{alias} is not an alias of {member_id}")]
+    AliasNotFound {
+        /// The member.
+        member_id: String,
+        /// The alias asked for (canonical form).
+        alias: String,
+    },
+    /// The list id is or was in use in this tenant.
+    #[error("list id {list_id} is already used in this tenant")]
+    ListAlreadyExists {
+        /// The id.
+        list_id: String,
+    },
+    /// No such distribution list in this tenant.
+    #[error("there is no distribution list {list_id} in this tenant")]
+    ListNotFound {
+        /// The id.
+        list_id: String,
+    },
+    /// The tenant has the most distribution lists it can have.
+    #[error("the tenant has the maximum of {max} distribution lists")]
+    TooManyLists {
+        /// The limit.
+        max: usize,
+    },
+    /// Too few or too many distinct recipients for a distribution list.
+    #[error("a distribution list needs {min} to {max} distinct recipients; {got} given")]
+    RecipientsOutOfRange {
+        /// Distinct recipients given.
+        got: usize,
+        /// Fewest allowed.
+        min: usize,
+        /// Most allowed.
+        max: usize,
+    },
+    /// A distribution list among its own recipients: every message would loop back to it.
+    #[error("the list {address} cannot be one of its own recipients")]
+    ListIncludesItself {
+        /// The list's address.
+        address: String,
     },
 }

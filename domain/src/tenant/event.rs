@@ -18,7 +18,7 @@ pub const TENANT_EVENT_VERSION: &str = "1.0";
 
 /// Every stored type name a tenant event can have. A test pins this list: removing or renaming
 /// an entry would orphan events already on the ledger.
-pub const TENANT_EVENT_TYPES: [&str; 20] = [
+pub const TENANT_EVENT_TYPES: [&str; 25] = [
     "TenantCreated",
     "TenantProvisioned",
     "TenantSuspended",
@@ -39,6 +39,11 @@ pub const TENANT_EVENT_TYPES: [&str; 20] = [
     "MemberRemoved",
     "MemberSubjectLinked",
     "MemberMailboxCreated",
+    "MemberAliasAdded",
+    "MemberAliasRemoved",
+    "MailingListCreated",
+    "MailingListRecipientsSet",
+    "MailingListDeleted",
 ];
 
 /// Events a tenant emits.
@@ -181,6 +186,55 @@ pub enum TenantEvent {
         /// The member.
         member_id: String,
     },
+    /// An alias now delivers to a member's mailbox. Carries both addresses, so the mail saga
+    /// adds the alias to the right account from this event alone.
+    MemberAliasAdded {
+        /// The member.
+        member_id: String,
+        /// The member's mailbox address, as the member saga names the account (the member's
+        /// e-mail in ASCII lower case).
+        address: String,
+        /// The alias (canonical form: lower case, canonical ASCII domain).
+        alias: String,
+    },
+    /// An alias no longer delivers to a member's mailbox. A member's removal takes their
+    /// aliases with it and records no such event for each.
+    MemberAliasRemoved {
+        /// The member.
+        member_id: String,
+        /// The member's mailbox address (as in [`TenantEvent::MemberAliasAdded`]).
+        address: String,
+        /// The alias removed (canonical form).
+        alias: String,
+    },
+    /// A distribution list was created.
+    MailingListCreated {
+        /// The list id.
+        list_id: String,
+        /// The list's address (canonical form).
+        address: String,
+        /// The name recipients see.
+        display_name: String,
+        /// Every recipient, distinct, in canonical form.
+        recipients: Vec<String>,
+    },
+    /// A distribution list's recipients were replaced. Carries the whole list, not a
+    /// difference, so applying it twice or out of a partial history still gives the list.
+    MailingListRecipientsSet {
+        /// The list id.
+        list_id: String,
+        /// The list's address (canonical form).
+        address: String,
+        /// Every recipient now, distinct, in canonical form.
+        recipients: Vec<String>,
+    },
+    /// A distribution list was deleted; its id is never used again in the tenant.
+    MailingListDeleted {
+        /// The list id.
+        list_id: String,
+        /// The list's address (canonical form).
+        address: String,
+    },
 }
 
 impl DomainEvent for TenantEvent {
@@ -206,6 +260,11 @@ impl DomainEvent for TenantEvent {
             TenantEvent::MemberRemoved { .. } => "MemberRemoved",
             TenantEvent::MemberSubjectLinked { .. } => "MemberSubjectLinked",
             TenantEvent::MemberMailboxCreated { .. } => "MemberMailboxCreated",
+            TenantEvent::MemberAliasAdded { .. } => "MemberAliasAdded",
+            TenantEvent::MemberAliasRemoved { .. } => "MemberAliasRemoved",
+            TenantEvent::MailingListCreated { .. } => "MailingListCreated",
+            TenantEvent::MailingListRecipientsSet { .. } => "MailingListRecipientsSet",
+            TenantEvent::MailingListDeleted { .. } => "MailingListDeleted",
         };
         name.to_owned()
     }

@@ -53,6 +53,12 @@ pub struct Member {
 }
 
 impl Member {
+    /// The address of the member's mailbox, as the member saga names the account: their
+    /// e-mail in ASCII lower case. Aliases deliver here.
+    pub fn mailbox_address(&self) -> String {
+        self.email.trim().to_ascii_lowercase()
+    }
+
     /// Whether the member is an admin who can currently sign in.
     pub fn is_active_admin(&self) -> bool {
         self.role == Role::Admin && self.status == MemberStatus::Active

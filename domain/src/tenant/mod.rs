@@ -4,8 +4,9 @@
 //! # Aggregates
 //!
 //! * [`Tenant`] (aggregate id = the tenant id, a UUID the caller chooses): status lifecycle,
-//!   billing info, branding, security policy and members. Everything a tenant can decide from
-//!   its own history lives here.
+//!   billing info, branding, security policy, members, and the addresses routed besides their
+//!   mailboxes (aliases and distribution lists, see [`canonical_address`]). Everything a tenant
+//!   can decide from its own history lives here.
 //! * [`SlugClaim`] (aggregate id = the slug): slug uniqueness across tenants. A tenant cannot
 //!   see other tenants, so uniqueness is a claim on a second aggregate; the ledger's optimistic
 //!   concurrency turns concurrent claims of one slug into exactly one winner (the others get a
@@ -39,6 +40,7 @@ mod context;
 mod decide;
 mod error;
 mod event;
+mod mail;
 mod member;
 mod platform_flag;
 mod security;
@@ -64,6 +66,10 @@ pub use context::{is_rfc3339, CommandContext, ContextError, Principal};
 pub use decide::decide;
 pub use error::{Authority, LifecycleAction, PrimaryAccountLock, SelfAction, TenantError};
 pub use event::{tenant_upcasters, TenantEvent, TENANT_EVENT_TYPES, TENANT_EVENT_VERSION};
+pub use mail::{
+    address_domain, canonical_address, AddressHolder, MailingList, MAX_ALIASES_PER_MEMBER,
+    MAX_LISTS_PER_TENANT, MAX_LIST_RECIPIENTS, MIN_LIST_RECIPIENTS,
+};
 pub use member::{Member, MemberStatus, NewMember, Role, MAX_MEMBERS_PER_TENANT};
 pub use platform_flag::{
     platform_flag_upcasters, PlatformFlag, PlatformFlagCommand, PlatformFlagError,

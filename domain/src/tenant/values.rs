@@ -41,6 +41,8 @@ pub enum TextField {
     Plan,
     /// An SSO subject.
     Subject,
+    /// A distribution list id.
+    ListId,
     /// The organization name.
     OrganizationName,
     /// A member's display name.
@@ -65,6 +67,7 @@ impl fmt::Display for TextField {
             TextField::PartnerId => f.write_str("partner id"),
             TextField::Plan => f.write_str("plan"),
             TextField::Subject => f.write_str("SSO subject"),
+            TextField::ListId => f.write_str("list id"),
             TextField::OrganizationName => f.write_str("organization name"),
             TextField::DisplayName => f.write_str("display name"),
             TextField::Company => f.write_str("company"),

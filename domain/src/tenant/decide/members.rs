@@ -8,6 +8,7 @@ use super::super::aggregate::Tenant;
 use super::super::context::Principal;
 use super::super::error::{PrimaryAccountLock, SelfAction, TenantError};
 use super::super::event::TenantEvent;
+use super::super::mail::{address_key, AddressHolder};
 use super::super::member::{Member, MemberStatus, NewMember, Role, MAX_MEMBERS_PER_TENANT};
 use super::super::values::{
     email, identifier, required_text, same_email, TextField, MAX_DISPLAY_NAME_CHARS,
@@ -34,6 +35,16 @@ pub(super) fn checked_new_member(state: &Tenant, new: NewMember) -> Result<NewMe
         return Err(TenantError::DuplicateMemberEmail {
             email,
             member_id: existing.id.clone(),
+        });
+    }
+    // An alias or a list already routes this address elsewhere; a member's own address
+    // would route it a second way.
+    if let Some(holder @ (AddressHolder::Alias { .. } | AddressHolder::List { .. })) =
+        state.address_holder(&email)
+    {
+        return Err(TenantError::AddressInUse {
+            address: address_key(&email),
+            holder,
         });
     }
     if state.members.len() >= MAX_MEMBERS_PER_TENANT {
@@ -274,7 +285,7 @@ pub(super) fn record_mailbox_created(
     }])
 }
 
-fn find<'a>(state: &'a Tenant, member_id: &str) -> Result<&'a Member, TenantError> {
+pub(super) fn find<'a>(state: &'a Tenant, member_id: &str) -> Result<&'a Member, TenantError> {
     state
         .members
         .get(member_id)

@@ -7,6 +7,7 @@
 //! rules.
 
 mod lifecycle;
+mod mail;
 mod members;
 mod settings;
 
@@ -73,6 +74,21 @@ fn decide_existing(
         TenantAction::RecordMailboxCreated { member_id } => {
             members::record_mailbox_created(state, &member_id)
         }
+        TenantAction::AddAlias { member_id, alias } => mail::add_alias(state, &member_id, &alias),
+        TenantAction::RemoveAlias { member_id, alias } => {
+            mail::remove_alias(state, &member_id, &alias)
+        }
+        TenantAction::CreateList {
+            list_id,
+            address,
+            display_name,
+            recipients,
+        } => mail::create_list(state, list_id, &address, &display_name, recipients),
+        TenantAction::SetListRecipients {
+            list_id,
+            recipients,
+        } => mail::set_list_recipients(state, &list_id, recipients),
+        TenantAction::DeleteList { list_id } => mail::delete_list(state, &list_id),
     }
 }
 

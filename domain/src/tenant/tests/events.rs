@@ -63,6 +63,31 @@ fn one_of_each() -> Vec<TenantEvent> {
         TenantEvent::MemberMailboxCreated {
             member_id: member_id(),
         },
+        TenantEvent::MemberAliasAdded {
+            member_id: member_id(),
+            address: MEMBER_EMAIL.into(),
+            alias: "sales@acme.example".into(),
+        },
+        TenantEvent::MemberAliasRemoved {
+            member_id: member_id(),
+            address: MEMBER_EMAIL.into(),
+            alias: "sales@acme.example".into(),
+        },
+        TenantEvent::MailingListCreated {
+            list_id: "l-team".into(),
+            address: "team@acme.example".into(),
+            display_name: "Team".into(),
+            recipients: vec![MEMBER_EMAIL.into()],
+        },
+        TenantEvent::MailingListRecipientsSet {
+            list_id: "l-team".into(),
+            address: "team@acme.example".into(),
+            recipients: vec![ADMIN_EMAIL.into()],
+        },
+        TenantEvent::MailingListDeleted {
+            list_id: "l-team".into(),
+            address: "team@acme.example".into(),
+        },
     ]
 }
 
@@ -92,6 +117,11 @@ fn the_stored_type_names_are_pinned() {
             "MemberRemoved",
             "MemberSubjectLinked",
             "MemberMailboxCreated",
+            "MemberAliasAdded",
+            "MemberAliasRemoved",
+            "MailingListCreated",
+            "MailingListRecipientsSet",
+            "MailingListDeleted",
         ]
     );
 }

@@ -6,6 +6,7 @@
 mod create;
 mod events;
 mod lifecycle;
+mod mail;
 mod members;
 mod settings;
 
