@@ -1,7 +1,9 @@
 //! Shared fixtures for the workspace suites: throw-away databases on both backends, signing
 //! keys, and a probe command runner that goes through the real cqrs-es path.
 
+pub mod calendar_fake;
 pub mod dns_server;
+pub mod radicale;
 pub mod saga_rig;
 pub mod stalwart;
 
