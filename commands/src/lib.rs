@@ -4,6 +4,7 @@
 //! The ledger format is specified in `docs/ledger-format.md`; [`encoding`] is its code.
 
 pub mod audit;
+pub mod booking;
 pub mod checkpoint;
 pub mod encoding;
 pub mod error;

@@ -1,0 +1,809 @@
+//! The booking flow over the ledger and the calendar port: publish availability, list free
+//! slots, book (claim the slot lock atomically), confirm (the first calendar write, inline),
+//! cancel, reschedule, and the operator's retry; [`processor`] re-drives what is left.
+//!
+//! Every step is one command on one aggregate and can be repeated: a booking that a crash,
+//! a calendar outage or a lost conflict left half way is finished by [`BookingFlow::drive`],
+//! which looks only at the booking's state on the ledger. The guarantees:
+//!
+//! * **One holder per slot**: claims go through the [`SlotLock`] aggregate, whose optimistic
+//!   concurrency commits one of any number of concurrent claims; the others are refused with
+//!   [`BookingFlowError::SlotTaken`].
+//! * **No confirmed booking without its calendar event**: `Confirm` is sent only after the
+//!   calendar server acknowledged the create-only write. When the write fails the booking
+//!   stays pending with its lock, and the caller of [`BookingFlow::confirm`] hears
+//!   [`BookingFlowError::CalendarUnavailable`].
+//! * **Locks are given back**: a booking that is abandoned, refused, cancelled or moved frees
+//!   the locks it no longer needs ([`Booking::locks_to_free`]).
+
+pub mod processor;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
+use dezky_domain::booking::{
+    bookable_slot, grid_slots, slot_lock_key, Attendee, Availability, Booking, BookingCommand,
+    BookingError, BookingHost, BookingHostCommand, BookingHostError, BookingStatus, Party, Slot,
+    SlotError, SlotLock, SlotLockCommand, SlotLockError,
+};
+use dezky_domain::{Actor, EventMetadata};
+use serde::de::DeserializeOwned;
+
+use crate::ports::calendar::{CalendarError, CalendarEvent, CalendarServer};
+use crate::{Ledger, LedgerError, LedgerRepository};
+
+/// How often the processor re-drives pending bookings, unless configured otherwise.
+pub const DEFAULT_RETRY_INTERVAL_MS: u64 = 2 * 60 * 1_000;
+/// Calendar-write attempts before a booking is abandoned, unless configured otherwise.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+/// Times one command is decided again after losing an optimistic-concurrency race.
+const CONFLICT_ATTEMPTS: usize = 20;
+/// The actor recorded on the processor's commands.
+pub const BOOKING_PROCESSOR_ACTOR: &str = "dezky:process:booking-retry";
+/// The actor recorded on a member of the public's commands.
+pub const PUBLIC_ACTOR: &str = "dezky:public";
+
+/// The flow's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookingSettings {
+    /// How long after a failed (or first) calendar write the processor tries again.
+    pub retry_interval_ms: u64,
+    /// Calendar-write attempts before a booking becomes `calendar_failed`.
+    pub max_attempts: u32,
+}
+
+impl Default for BookingSettings {
+    fn default() -> Self {
+        Self {
+            retry_interval_ms: DEFAULT_RETRY_INTERVAL_MS,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+}
+
+/// Why a booking operation failed, in the words the API maps to its codes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BookingFlowError {
+    /// The host or booking does not exist.
+    #[error("not found")]
+    NotFound,
+    /// Another booking holds the slot.
+    #[error("the slot is taken")]
+    SlotTaken,
+    /// The slot is not one the host offers now.
+    #[error(transparent)]
+    Slot(#[from] SlotError),
+    /// The booking refused the command.
+    #[error(transparent)]
+    Booking(#[from] BookingError),
+    /// The host refused the availability.
+    #[error(transparent)]
+    Host(#[from] BookingHostError),
+    /// The calendar write failed; the booking stays pending and is retried.
+    #[error("the calendar could not be written: {0}")]
+    CalendarUnavailable(String),
+    /// The ledger failed or kept conflicting.
+    #[error("ledger: {0}")]
+    Ledger(String),
+}
+
+/// A booking request from a member of the public.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookRequest {
+    /// The new booking's id (the caller chooses it, so a retried request is recognisable).
+    pub booking_id: String,
+    /// The host.
+    pub host_id: String,
+    /// The slot's start, on the host's grid.
+    pub start: DateTime<Utc>,
+    /// Who books.
+    pub attendee: Attendee,
+}
+
+/// Who issues a command, for its metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuer {
+    /// The actor.
+    pub actor: Actor,
+    /// The request's IP, when there is one.
+    pub request_ip: Option<String>,
+    /// The correlation id shared by one request's commands.
+    pub correlation_id: Option<String>,
+}
+
+impl Issuer {
+    /// A member of the public (no account), from `request_ip`.
+    pub fn public(request_ip: Option<String>) -> Self {
+        Self {
+            actor: Actor {
+                subject: PUBLIC_ACTOR.to_owned(),
+                email: None,
+            },
+            request_ip,
+            correlation_id: None,
+        }
+    }
+
+    /// The retry processor.
+    pub fn processor() -> Self {
+        Self {
+            actor: Actor {
+                subject: BOOKING_PROCESSOR_ACTOR.to_owned(),
+                email: None,
+            },
+            request_ip: None,
+            correlation_id: None,
+        }
+    }
+}
+
+type Cqrs<A> = CqrsFramework<A, PersistedEventStore<LedgerRepository, A>>;
+
+fn framework<A: Aggregate<Services = ()>>(ledger: &Ledger) -> Cqrs<A> {
+    let store = PersistedEventStore::new_event_store(LedgerRepository::new(ledger.clone()));
+    CqrsFramework::new(store, vec![], ())
+}
+
+fn ledger_error(error: impl std::fmt::Display) -> BookingFlowError {
+    BookingFlowError::Ledger(error.to_string())
+}
+
+/// Folds one aggregate from its stored events. (No booking event has an upcaster yet; when one
+/// arrives it is applied here too.)
+pub async fn load<A>(ledger: &Ledger, id: &str) -> Result<(A, u64), LedgerError>
+where
+    A: Aggregate,
+    A::Event: DeserializeOwned,
+{
+    let mut aggregate = A::default();
+    let mut version = 0;
+    for record in ledger.aggregate_events(A::TYPE, id, 0).await? {
+        let event: A::Event =
+            serde_json::from_str(&record.payload).map_err(|e| LedgerError::Corrupt {
+                position: record.position,
+                reason: format!("{} payload: {e}", A::TYPE),
+            })?;
+        aggregate.apply(event);
+        version = record.aggregate_version;
+    }
+    Ok((aggregate, version))
+}
+
+/// What a booking's calendar event says.
+pub fn calendar_event(booking_id: &str, booking: &Booking) -> Option<CalendarEvent> {
+    let slot = booking.slot?;
+    let attendee = booking.attendee.as_ref()?;
+    Some(CalendarEvent {
+        uid: booking_id.to_owned(),
+        summary: format!("Booking with {}", attendee.name),
+        start: slot.start,
+        end: slot.end,
+        attendee_name: attendee.name.clone(),
+        attendee_email: attendee.email.clone(),
+    })
+}
+
+/// The booking flow.
+pub struct BookingFlow<C> {
+    ledger: Ledger,
+    hosts: Cqrs<BookingHost>,
+    locks: Cqrs<SlotLock>,
+    bookings: Cqrs<Booking>,
+    calendar: Arc<C>,
+    settings: BookingSettings,
+}
+
+/// The outcome of driving one booking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Driven {
+    /// Nothing was due.
+    Idle,
+    /// The booking was confirmed now.
+    Confirmed,
+    /// A calendar write failed; the booking stays pending.
+    WriteFailed(String),
+    /// The attempts are spent; the booking is `calendar_failed` and its lock released.
+    Abandoned(String),
+    /// The slot was taken; the booking is refused.
+    Refused,
+    /// Locks were released or the calendar brought in line.
+    Tidied,
+}
+
+impl<C: CalendarServer> BookingFlow<C> {
+    /// The flow over `ledger`, writing to `calendar`.
+    pub fn new(ledger: Ledger, calendar: Arc<C>, settings: BookingSettings) -> Self {
+        Self {
+            hosts: framework(&ledger),
+            locks: framework(&ledger),
+            bookings: framework(&ledger),
+            ledger,
+            calendar,
+            settings,
+        }
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The limits.
+    pub fn settings(&self) -> BookingSettings {
+        self.settings
+    }
+
+    fn metadata(
+        &self,
+        issuer: &Issuer,
+        tenant_id: &str,
+        at: DateTime<Utc>,
+    ) -> HashMap<String, String> {
+        EventMetadata {
+            actor: Some(issuer.actor.clone()),
+            tenant_id: (!tenant_id.is_empty()).then(|| tenant_id.to_owned()),
+            request_ip: issuer.request_ip.clone(),
+            correlation_id: issuer.correlation_id.clone(),
+            causation_id: None,
+            occurred_at: Some(crate::encoding::format_timestamp(at)),
+        }
+        .to_map()
+    }
+
+    /// Runs a booking command, deciding it again when a concurrent writer got there first.
+    async fn on_booking(
+        &self,
+        booking_id: &str,
+        command: BookingCommand,
+        metadata: &HashMap<String, String>,
+    ) -> Result<(), BookingFlowError> {
+        for _ in 0..CONFLICT_ATTEMPTS {
+            match self
+                .bookings
+                .execute_with_metadata(booking_id, command.clone(), metadata.clone())
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(AggregateError::AggregateConflict) => continue,
+                Err(AggregateError::UserError(e)) => return Err(e.into()),
+                Err(e) => return Err(ledger_error(e)),
+            }
+        }
+        Err(BookingFlowError::Ledger(
+            "the booking kept conflicting".into(),
+        ))
+    }
+
+    /// Claims `lock_key` for `booking_id`: `Ok(None)` when held, `Ok(Some(holder))` when
+    /// another booking holds it.
+    async fn claim(
+        &self,
+        lock_key: &str,
+        booking_id: &str,
+        metadata: &HashMap<String, String>,
+    ) -> Result<Option<String>, BookingFlowError> {
+        let command = SlotLockCommand::Claim {
+            booking_id: booking_id.to_owned(),
+        };
+        for _ in 0..CONFLICT_ATTEMPTS {
+            match self
+                .locks
+                .execute_with_metadata(lock_key, command.clone(), metadata.clone())
+                .await
+            {
+                Ok(()) => return Ok(None),
+                // Another claim committed on the same version: decide again on what it wrote.
+                Err(AggregateError::AggregateConflict) => continue,
+                Err(AggregateError::UserError(SlotLockError::Taken { by })) => return Ok(Some(by)),
+                Err(e) => return Err(ledger_error(e)),
+            }
+        }
+        Err(BookingFlowError::Ledger(
+            "the slot lock kept conflicting".into(),
+        ))
+    }
+
+    async fn release(
+        &self,
+        lock_key: &str,
+        booking_id: &str,
+        metadata: &HashMap<String, String>,
+    ) -> Result<(), BookingFlowError> {
+        let command = SlotLockCommand::Release {
+            booking_id: booking_id.to_owned(),
+        };
+        for _ in 0..CONFLICT_ATTEMPTS {
+            match self
+                .locks
+                .execute_with_metadata(lock_key, command.clone(), metadata.clone())
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(AggregateError::AggregateConflict) => continue,
+                Err(e) => return Err(ledger_error(e)),
+            }
+        }
+        Err(BookingFlowError::Ledger(
+            "the slot lock kept conflicting".into(),
+        ))
+    }
+
+    /// The booking's state on the ledger.
+    pub async fn booking(&self, booking_id: &str) -> Result<Booking, BookingFlowError> {
+        let (booking, _) = load::<Booking>(&self.ledger, booking_id)
+            .await
+            .map_err(ledger_error)?;
+        if booking.status.is_none() {
+            return Err(BookingFlowError::NotFound);
+        }
+        Ok(booking)
+    }
+
+    /// The host's current availability and tenant.
+    pub async fn host(&self, host_id: &str) -> Result<(String, Availability), BookingFlowError> {
+        let (host, _) = load::<BookingHost>(&self.ledger, host_id)
+            .await
+            .map_err(ledger_error)?;
+        match (host.tenant_id, host.availability) {
+            (Some(tenant), Some(availability)) => Ok((tenant, availability)),
+            _ => Err(BookingFlowError::NotFound),
+        }
+    }
+
+    /// The booking holding the lock `lock_key`, if any.
+    pub async fn holder(&self, lock_key: &str) -> Result<Option<String>, BookingFlowError> {
+        let (lock, _) = load::<SlotLock>(&self.ledger, lock_key)
+            .await
+            .map_err(ledger_error)?;
+        Ok(lock.holder)
+    }
+
+    /// Publishes a host's availability.
+    pub async fn publish_availability(
+        &self,
+        host_id: &str,
+        tenant_id: &str,
+        availability: Availability,
+        issuer: &Issuer,
+        at: DateTime<Utc>,
+    ) -> Result<(), BookingFlowError> {
+        let command = BookingHostCommand::Publish {
+            tenant_id: tenant_id.to_owned(),
+            availability,
+        };
+        match self
+            .hosts
+            .execute_with_metadata(host_id, command, self.metadata(issuer, tenant_id, at))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(AggregateError::UserError(e)) => Err(e.into()),
+            Err(e) => Err(ledger_error(e)),
+        }
+    }
+
+    /// The host's slots starting in `[from, to)` that can be booked at `now`, each with
+    /// whether a booking holds it. The lock is the authority on "held"; a read model can
+    /// answer faster, this answers exactly.
+    pub async fn slots(
+        &self,
+        host_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(Slot, bool)>, BookingFlowError> {
+        let (_, availability) = self.host(host_id).await?;
+        let horizon = availability.horizon_end(now);
+        let mut slots = Vec::new();
+        for slot in grid_slots(&availability, from, to)? {
+            if slot.start <= now || slot.start > horizon {
+                continue;
+            }
+            let held = self
+                .holder(&slot_lock_key(host_id, slot.start))
+                .await?
+                .is_some();
+            slots.push((slot, held));
+        }
+        Ok(slots)
+    }
+
+    /// Books a slot: records the pending booking, then claims its lock. The slot is the
+    /// booking's when this returns `Ok`; [`BookingFlowError::SlotTaken`] when another booking
+    /// holds it (this one is then recorded as refused).
+    pub async fn book(
+        &self,
+        request: BookRequest,
+        issuer: &Issuer,
+        now: DateTime<Utc>,
+    ) -> Result<(), BookingFlowError> {
+        let (tenant_id, availability) = self.host(&request.host_id).await?;
+        let slot = bookable_slot(&availability, request.start, now)?;
+        let lock_key = slot_lock_key(&request.host_id, slot.start);
+        let metadata = self.metadata(issuer, &tenant_id, now);
+        // A cheap look first: a slot that is visibly held is refused without a booking on the
+        // ledger. The claim below is what decides; this only spares the log.
+        if self.holder(&lock_key).await?.is_some() {
+            return Err(BookingFlowError::SlotTaken);
+        }
+        self.on_booking(
+            &request.booking_id,
+            BookingCommand::Request {
+                tenant_id,
+                host_id: request.host_id,
+                calendar: availability.calendar,
+                slot,
+                lock_key: lock_key.clone(),
+                attendee: request.attendee,
+                at: now,
+            },
+            &metadata,
+        )
+        .await?;
+        self.take_slot(&request.booking_id, &lock_key, &metadata, now)
+            .await
+    }
+
+    /// Claims the booking's lock and records the outcome on the booking.
+    async fn take_slot(
+        &self,
+        booking_id: &str,
+        lock_key: &str,
+        metadata: &HashMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), BookingFlowError> {
+        match self.claim(lock_key, booking_id, metadata).await? {
+            None => {
+                self.on_booking(
+                    booking_id,
+                    BookingCommand::HoldSlot {
+                        lock_key: lock_key.to_owned(),
+                        at: now,
+                    },
+                    metadata,
+                )
+                .await
+            }
+            Some(holder) => {
+                self.on_booking(
+                    booking_id,
+                    BookingCommand::Refuse {
+                        held_by: holder,
+                        at: now,
+                    },
+                    metadata,
+                )
+                .await?;
+                Err(BookingFlowError::SlotTaken)
+            }
+        }
+    }
+
+    /// The public confirmation: the first calendar write, inline. `Ok` once the booking is
+    /// confirmed; [`BookingFlowError::CalendarUnavailable`] when the write failed (the booking
+    /// stays pending with its lock, and the processor retries it).
+    pub async fn confirm(
+        &self,
+        booking_id: &str,
+        issuer: &Issuer,
+        now: DateTime<Utc>,
+    ) -> Result<(), BookingFlowError> {
+        let booking = self.booking(booking_id).await?;
+        match booking.status {
+            Some(BookingStatus::Confirmed) => return Ok(()),
+            Some(BookingStatus::Pending) => {}
+            Some(BookingStatus::Refused) => return Err(BookingFlowError::SlotTaken),
+            _ => {
+                return Err(BookingError::WrongStatus {
+                    status: booking.status.map_or("unrequested", BookingStatus::as_str),
+                    action: "confirmed",
+                }
+                .into())
+            }
+        }
+        match self.drive(booking_id, issuer, now).await? {
+            Driven::Confirmed | Driven::Idle | Driven::Tidied => {
+                let after = self.booking(booking_id).await?;
+                if after.status == Some(BookingStatus::Confirmed) {
+                    Ok(())
+                } else {
+                    Err(BookingFlowError::CalendarUnavailable(
+                        after.last_error.unwrap_or_default(),
+                    ))
+                }
+            }
+            Driven::WriteFailed(error) | Driven::Abandoned(error) => {
+                Err(BookingFlowError::CalendarUnavailable(error))
+            }
+            Driven::Refused => Err(BookingFlowError::SlotTaken),
+        }
+    }
+
+    /// Does whatever the booking's state calls for now: give back locks it no longer needs,
+    /// claim its lock if a crash interrupted the booking, write its calendar event and
+    /// confirm it (or record the failure, abandoning at the cap), and move or delete its event
+    /// after a reschedule or cancellation. Safe to call at any time, any number of times.
+    pub async fn drive(
+        &self,
+        booking_id: &str,
+        issuer: &Issuer,
+        now: DateTime<Utc>,
+    ) -> Result<Driven, BookingFlowError> {
+        let booking = self.booking(booking_id).await?;
+        let metadata = self.metadata(issuer, &booking.tenant_id, now);
+        let mut outcome = Driven::Idle;
+        if booking.calendar_out_of_sync {
+            self.sync_calendar(booking_id, &booking, &metadata, now)
+                .await?;
+            outcome = Driven::Tidied;
+        }
+        if self
+            .free_locks(booking_id, &booking, &metadata, now)
+            .await?
+        {
+            outcome = Driven::Tidied;
+        }
+        if booking.status != Some(BookingStatus::Pending) {
+            return Ok(outcome);
+        }
+        if !booking.holds_slot() {
+            match self
+                .take_slot(booking_id, &booking.lock_key, &metadata, now)
+                .await
+            {
+                Ok(()) => {}
+                Err(BookingFlowError::SlotTaken) => return Ok(Driven::Refused),
+                Err(e) => return Err(e),
+            }
+        }
+        let Some(event) = calendar_event(booking_id, &booking) else {
+            return Err(BookingFlowError::NotFound);
+        };
+        match self.calendar.create_event(&booking.calendar, &event).await {
+            Ok(()) => {
+                self.confirm_written(booking_id, &booking, &metadata, now)
+                    .await
+            }
+            Err(error) => {
+                self.record_failure(booking_id, &error, &metadata, now)
+                    .await
+            }
+        }
+    }
+
+    async fn confirm_written(
+        &self,
+        booking_id: &str,
+        written: &Booking,
+        metadata: &HashMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<Driven, BookingFlowError> {
+        match self
+            .on_booking(booking_id, BookingCommand::Confirm { at: now }, metadata)
+            .await
+        {
+            Ok(()) => Ok(Driven::Confirmed),
+            Err(BookingFlowError::Booking(BookingError::WrongStatus { .. })) => {
+                // The booking moved on while the event was written (abandoned by a
+                // concurrent failure, or cancelled): the event must not outlive it.
+                let now_state = self.booking(booking_id).await?;
+                if now_state.status != Some(BookingStatus::Confirmed) {
+                    let _ = self
+                        .calendar
+                        .delete_event(&written.calendar, booking_id)
+                        .await;
+                }
+                Ok(Driven::Idle)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn record_failure(
+        &self,
+        booking_id: &str,
+        error: &CalendarError,
+        metadata: &HashMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<Driven, BookingFlowError> {
+        let text = error.to_string();
+        let recorded = self
+            .on_booking(
+                booking_id,
+                BookingCommand::RecordWriteFailure {
+                    error: text.clone(),
+                    max_attempts: self.settings.max_attempts,
+                    at: now,
+                },
+                metadata,
+            )
+            .await;
+        match recorded {
+            Ok(()) => {}
+            // Confirmed or cancelled meanwhile by another driver: this failure is moot.
+            Err(BookingFlowError::Booking(BookingError::WrongStatus { .. })) => {
+                return Ok(Driven::Idle)
+            }
+            Err(e) => return Err(e),
+        }
+        let after = self.booking(booking_id).await?;
+        if after.status == Some(BookingStatus::CalendarFailed) {
+            self.free_locks(booking_id, &after, metadata, now).await?;
+            // The last attempt may have been applied with its answer lost: an abandoned
+            // booking must not leave an event behind (best effort; absent is fine).
+            let _ = self
+                .calendar
+                .delete_event(&after.calendar, booking_id)
+                .await;
+            return Ok(Driven::Abandoned(text));
+        }
+        Ok(Driven::WriteFailed(text))
+    }
+
+    /// Releases the locks the booking no longer needs; `true` if there were any.
+    async fn free_locks(
+        &self,
+        booking_id: &str,
+        booking: &Booking,
+        metadata: &HashMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, BookingFlowError> {
+        let stale = booking.locks_to_free();
+        for lock_key in &stale {
+            self.release(lock_key, booking_id, metadata).await?;
+            self.on_booking(
+                booking_id,
+                BookingCommand::FreeSlot {
+                    lock_key: lock_key.clone(),
+                    at: now,
+                },
+                metadata,
+            )
+            .await?;
+        }
+        Ok(!stale.is_empty())
+    }
+
+    async fn sync_calendar(
+        &self,
+        booking_id: &str,
+        booking: &Booking,
+        metadata: &HashMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), BookingFlowError> {
+        let outcome = match booking.status {
+            Some(BookingStatus::Confirmed) => match calendar_event(booking_id, booking) {
+                Some(event) => self.calendar.update_event(&booking.calendar, &event).await,
+                None => return Err(BookingFlowError::NotFound),
+            },
+            _ => {
+                self.calendar
+                    .delete_event(&booking.calendar, booking_id)
+                    .await
+            }
+        };
+        let command = match outcome {
+            Ok(()) => BookingCommand::RecordCalendarSynced { at: now },
+            Err(error) => BookingCommand::RecordCalendarSyncFailure {
+                error: error.to_string(),
+                at: now,
+            },
+        };
+        self.on_booking(booking_id, command, metadata).await
+    }
+
+    /// Cancels a booking (the attendee through their signed link, the host from the portal)
+    /// and gives its slot back; the calendar event is deleted now or by the processor.
+    pub async fn cancel(
+        &self,
+        booking_id: &str,
+        by: Party,
+        issuer: &Issuer,
+        now: DateTime<Utc>,
+    ) -> Result<(), BookingFlowError> {
+        let booking = self.booking(booking_id).await?;
+        let metadata = self.metadata(issuer, &booking.tenant_id, now);
+        self.on_booking(
+            booking_id,
+            BookingCommand::Cancel { by, at: now },
+            &metadata,
+        )
+        .await?;
+        // A calendar outage must not keep the cancellation from being answered: what is left
+        // is on the booking and the processor finishes it.
+        match self.drive(booking_id, issuer, now).await {
+            Ok(_) | Err(BookingFlowError::CalendarUnavailable(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Moves a pending or confirmed booking to another free slot of its host: claims the new
+    /// slot's lock, records the move, then releases the old lock and moves the event.
+    pub async fn reschedule(
+        &self,
+        booking_id: &str,
+        start: DateTime<Utc>,
+        by: Party,
+        issuer: &Issuer,
+        now: DateTime<Utc>,
+    ) -> Result<(), BookingFlowError> {
+        let booking = self.booking(booking_id).await?;
+        let (_, availability) = self.host(&booking.host_id).await?;
+        let slot = bookable_slot(&availability, start, now)?;
+        let lock_key = slot_lock_key(&booking.host_id, slot.start);
+        let metadata = self.metadata(issuer, &booking.tenant_id, now);
+        if let Some(_holder) = self.claim(&lock_key, booking_id, &metadata).await? {
+            return Err(BookingFlowError::SlotTaken);
+        }
+        let moved = self
+            .on_booking(
+                booking_id,
+                BookingCommand::Reschedule {
+                    slot,
+                    lock_key: lock_key.clone(),
+                    by,
+                    at: now,
+                },
+                &metadata,
+            )
+            .await;
+        if let Err(error) = moved {
+            // The booking cannot move: give the new slot back at once.
+            self.release(&lock_key, booking_id, &metadata).await?;
+            return Err(error);
+        }
+        match self.drive(booking_id, issuer, now).await {
+            Ok(_) | Err(BookingFlowError::CalendarUnavailable(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An operator's retry of a `calendar_failed` booking: re-claims its slot (refused with
+    /// [`BookingFlowError::SlotTaken`] when someone else booked it meanwhile), puts it back to
+    /// pending with fresh attempts and writes the calendar at once. A pending booking is simply
+    /// driven now.
+    pub async fn operator_retry(
+        &self,
+        booking_id: &str,
+        issuer: &Issuer,
+        now: DateTime<Utc>,
+    ) -> Result<Driven, BookingFlowError> {
+        let booking = self.booking(booking_id).await?;
+        let metadata = self.metadata(issuer, &booking.tenant_id, now);
+        if booking.status == Some(BookingStatus::CalendarFailed) {
+            if !booking.holds_slot() {
+                if let Some(_holder) = self.claim(&booking.lock_key, booking_id, &metadata).await? {
+                    return Err(BookingFlowError::SlotTaken);
+                }
+                self.on_booking(
+                    booking_id,
+                    BookingCommand::HoldSlot {
+                        lock_key: booking.lock_key.clone(),
+                        at: now,
+                    },
+                    &metadata,
+                )
+                .await?;
+            }
+            self.on_booking(
+                booking_id,
+                BookingCommand::Retry {
+                    by: issuer.actor.subject.clone(),
+                    at: now,
+                },
+                &metadata,
+            )
+            .await?;
+        } else if booking.status != Some(BookingStatus::Pending) {
+            return Err(BookingError::WrongStatus {
+                status: booking.status.map_or("unrequested", BookingStatus::as_str),
+                action: "retried",
+            }
+            .into());
+        }
+        self.drive(booking_id, issuer, now).await
+    }
+}
