@@ -8,6 +8,7 @@ use dezky_projections::audit::AuditTimeline;
 use dezky_projections::domains::DomainDirectory;
 use dezky_projections::effects::SagaEffects;
 use dezky_projections::host::{holder_id, ProjectionHost};
+use dezky_projections::mail_addresses::MailAddresses;
 use dezky_projections::settings::TenantSettings;
 use dezky_projections::tenants::TenantDirectory;
 use tokio::sync::watch;
@@ -54,12 +55,18 @@ pub async fn start(
     let settings =
         ProjectionHost::new(ledger.clone(), holder.clone(), TenantSettings::with_version);
     let effects = ProjectionHost::new(ledger.clone(), holder.clone(), SagaEffects::with_version);
-    let domains = ProjectionHost::new(ledger.clone(), holder, DomainDirectory::with_version);
+    let domains = ProjectionHost::new(
+        ledger.clone(),
+        holder.clone(),
+        DomainDirectory::with_version,
+    );
+    let mail = ProjectionHost::new(ledger.clone(), holder, MailAddresses::with_version);
     directory.prepare().await?;
     audit.prepare().await?;
     settings.prepare().await?;
     effects.prepare().await?;
     domains.prepare().await?;
+    mail.prepare().await?;
     let slug_release = ProcessRunner::new(ledger.clone(), SlugRelease::new(ledger)).await?;
     let read_models = vec![
         (TenantDirectory::NAME, directory.position()),
@@ -67,6 +74,7 @@ pub async fn start(
         (TenantSettings::NAME, settings.position()),
         (SagaEffects::NAME, effects.position()),
         (DomainDirectory::NAME, domains.position()),
+        (MailAddresses::NAME, mail.position()),
     ];
     let processes = vec![("slug_release", slug_release.position())];
     let handles = vec![
@@ -75,6 +83,7 @@ pub async fn start(
         tokio::spawn(settings.run(shutdown.clone())),
         tokio::spawn(effects.run(shutdown.clone())),
         tokio::spawn(domains.run(shutdown.clone())),
+        tokio::spawn(mail.run(shutdown.clone())),
         tokio::spawn(slug_release.run(shutdown.clone())),
     ];
     Ok(Processors {

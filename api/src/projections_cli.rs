@@ -11,6 +11,7 @@ use dezky_projections::builds::{builds_of, leases, list_builds, request_rebuild,
 use dezky_projections::domains::DomainDirectory;
 use dezky_projections::effects::SagaEffects;
 use dezky_projections::host::{holder_id, ProjectionHost};
+use dezky_projections::mail_addresses::MailAddresses;
 use dezky_projections::settings::TenantSettings;
 use dezky_projections::tenants::TenantDirectory;
 use tokio::sync::watch;
@@ -47,13 +48,14 @@ pub enum ProjectionsCommand {
 }
 
 /// The projections this version knows, with the schema version its code folds.
-pub fn known_projections() -> [(&'static str, u32); 5] {
+pub fn known_projections() -> [(&'static str, u32); 6] {
     [
         (TenantDirectory::NAME, TenantDirectory::VERSION),
         (AuditTimeline::NAME, AuditTimeline::VERSION),
         (TenantSettings::NAME, TenantSettings::VERSION),
         (SagaEffects::NAME, SagaEffects::VERSION),
         (DomainDirectory::NAME, DomainDirectory::VERSION),
+        (MailAddresses::NAME, MailAddresses::VERSION),
     ]
 }
 
@@ -156,6 +158,9 @@ fn spawn_host(
         ),
         TenantSettings::NAME => tokio::spawn(
             ProjectionHost::new(ledger.clone(), holder, TenantSettings::with_version).run(shutdown),
+        ),
+        MailAddresses::NAME => tokio::spawn(
+            ProjectionHost::new(ledger.clone(), holder, MailAddresses::with_version).run(shutdown),
         ),
         _ => return None,
     };

@@ -7,6 +7,7 @@ pub mod builds;
 pub mod domains;
 pub mod effects;
 pub mod host;
+pub mod mail_addresses;
 pub mod runner;
 pub mod settings;
 pub mod tenants;

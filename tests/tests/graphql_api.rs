@@ -986,6 +986,7 @@ async fn an_operator_sees_projection_builds_and_triggers_a_rebuild(backend: Back
         [
             "audit",
             "domains",
+            "mail_addresses",
             "saga_effects",
             "tenant_settings",
             "tenants"
