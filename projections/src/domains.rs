@@ -430,3 +430,30 @@ pub async fn all_domains(db: &Db, build: u32) -> Result<Vec<DomainRow>, QueryErr
     ));
     rows(fetch_all(db, &sql).await?)
 }
+
+/// Domains whose scheduled recheck is due (times RFC 3339), each by its status's interval — `verified` ones before `verified_before`, the others (still verifying,
+/// or needing attention, where a person is probably fixing DNS right now) before
+/// `unverified_before` — and with no recheck pending (one requested before `unverified_before`
+/// that never produced a check counts as lost and is asked again). Oldest check first.
+pub async fn domains_due_for_recheck(
+    db: &Db,
+    verified_before: &str,
+    unverified_before: &str,
+    limit: u32,
+) -> Result<Vec<DomainRow>, QueryError> {
+    let table = table_of(build_or_live(db, None).await?);
+    let mut sql = Sql::new(format!(
+        "SELECT {COLUMNS} FROM {table} WHERE checked_at IS NOT NULL"
+    ));
+    let verified = sql.arg(status_arg(DomainStatus::Verified));
+    let v = sql.arg(Arg::Text(verified_before.to_owned()));
+    let u = sql.arg(Arg::Text(unverified_before.to_owned()));
+    sql.push(&format!(
+        " AND ((status = {verified} AND checked_at < {v}) \
+           OR (status <> {verified} AND checked_at < {u})) \
+         AND (recheck_requested_at IS NULL OR recheck_requested_at < {u}) \
+         ORDER BY checked_at LIMIT {}",
+        limit.min(1_000)
+    ));
+    rows(fetch_all(db, &sql).await?)
+}

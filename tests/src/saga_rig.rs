@@ -45,18 +45,28 @@ impl Platform {
         nameserver: SocketAddr,
         max_attempts: u32,
     ) -> anyhow::Result<Self> {
-        let (stop, shutdown) = watch::channel(false);
-        let processors = dezky_api::processors::start(ledger, &shutdown).await?;
-        let dns = DnsVerifier::new(Some(nameserver))?;
         let config = SagaConfig {
             max_attempts,
             ..SagaConfig::new(APEX)
         };
+        Self::start_with(ledger, mail, nameserver, &config).await
+    }
+
+    /// Like [`Platform::start`], with every saga setting given.
+    pub async fn start_with<M: MailServer + 'static>(
+        ledger: &Ledger,
+        mail: M,
+        nameserver: SocketAddr,
+        config: &SagaConfig,
+    ) -> anyhow::Result<Self> {
+        let (stop, shutdown) = watch::channel(false);
+        let processors = dezky_api::processors::start(ledger, &shutdown).await?;
+        let dns = DnsVerifier::new(Some(nameserver))?;
         let sagas = dezky_api::sagas::start(
             ledger,
             mail,
             dns,
-            &config,
+            config,
             dezky_projections::host::holder_id(),
             &shutdown,
         )

@@ -547,3 +547,69 @@ async fn mailboxes_follow_members_and_a_purge_tears_down_everything_but_the_apex
     );
     platform.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_domain_needing_attention_is_rechecked_on_schedule_until_verified() {
+    let db = TestDb::create(Backend::Sqlite).await.expect("db");
+    let ledger = db.open().await.expect("ledger");
+    let fake = StalwartFake::builder()
+        .dkim_after_polls(Some(0))
+        .start()
+        .await
+        .expect("fake");
+    let empty = DnsServer::builder().zone("acme.eu").start();
+    let port = empty.addr().port();
+    let config = dezky_commands::saga::SagaConfig {
+        recheck_verified: Duration::from_secs(3_600),
+        recheck_unverified: Duration::from_secs(2),
+        ..dezky_commands::saga::SagaConfig::new(APEX)
+    };
+    let platform = Platform::start_with(&ledger, stalwart(&fake.base_url), empty.addr(), &config)
+        .await
+        .expect("platform");
+    let tenant_id = seed_tenant(&tenant_cqrs(&ledger), 6, 0)
+        .await
+        .expect("tenant");
+    add_domain(&ledger, &tenant_id, "acme.eu", false).await;
+    let domain = wait_for("the first DNS check", || {
+        let ledger = ledger.clone();
+        async move {
+            let d = domain_state(&ledger, "acme.eu").await;
+            (d.status == Some(DomainStatus::NeedsAttention)).then_some(d)
+        }
+    })
+    .await;
+    // The customer publishes the records; nobody asks for a recheck.
+    drop(empty);
+    let _published = publish(
+        DnsServer::builder().zone("acme.eu").port(port),
+        &domain.expected,
+    )
+    .start();
+    wait_for("the scheduled recheck verifies it", || {
+        let ledger = ledger.clone();
+        async move {
+            let d = domain_state(&ledger, "acme.eu").await;
+            (d.status == Some(DomainStatus::Verified)).then_some(())
+        }
+    })
+    .await;
+    let rechecks = effects_of(&ledger, "domain-provisioning")
+        .await
+        .into_iter()
+        .filter(|(_, e)| e.intent.as_ref().is_some_and(|i| i.step == "recheck-dns"))
+        .count();
+    assert!(rechecks >= 1, "the recheck came from the schedule");
+    // Verified: the next scheduled recheck is an hour away, so no new rechecks pile up.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = effects_of(&ledger, "domain-provisioning")
+        .await
+        .into_iter()
+        .filter(|(_, e)| e.intent.as_ref().is_some_and(|i| i.step == "recheck-dns"))
+        .count();
+    assert_eq!(
+        after, rechecks,
+        "a verified domain waits for its own interval"
+    );
+    platform.stop().await;
+}

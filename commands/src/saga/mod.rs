@@ -105,7 +105,17 @@ pub struct SagaConfig {
     pub platform_domain: String,
     /// Attempts each new effect gets before it is dead-lettered.
     pub max_attempts: u32,
+    /// How long a verified domain goes between scheduled DNS rechecks.
+    pub recheck_verified: std::time::Duration,
+    /// How long a domain still verifying or needing attention goes between rechecks (someone
+    /// is probably fixing its DNS right now).
+    pub recheck_unverified: std::time::Duration,
 }
+
+/// Verified domains are rechecked daily.
+pub const RECHECK_VERIFIED: std::time::Duration = std::time::Duration::from_secs(24 * 3_600);
+/// Domains not verified yet are rechecked hourly.
+pub const RECHECK_UNVERIFIED: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 impl SagaConfig {
     /// The defaults for `platform_domain`.
@@ -113,6 +123,8 @@ impl SagaConfig {
         Self {
             platform_domain: platform_domain.into(),
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            recheck_verified: RECHECK_VERIFIED,
+            recheck_unverified: RECHECK_UNVERIFIED,
         }
     }
 }
