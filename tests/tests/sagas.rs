@@ -507,6 +507,68 @@ async fn mailboxes_follow_members_and_a_purge_tears_down_everything_but_the_apex
     })
     .await;
 
+    // An alias routes to cleo's mailbox; a list fans out; both follow their changes.
+    tenant_command(
+        &ledger,
+        &acme,
+        TenantAction::AddAlias {
+            member_id: "cleo".into(),
+            alias: "hello@acme.eu".into(),
+        },
+    )
+    .await;
+    tenant_command(
+        &ledger,
+        &acme,
+        TenantAction::CreateList {
+            list_id: "team".into(),
+            address: "team@acme.eu".into(),
+            display_name: "Team".into(),
+            recipients: vec!["cleo@acme.eu".into(), "ada@acme.eu".into()],
+        },
+    )
+    .await;
+    tenant_command(
+        &ledger,
+        &acme,
+        TenantAction::SetListRecipients {
+            list_id: "team".into(),
+            recipients: vec!["cleo@acme.eu".into()],
+        },
+    )
+    .await;
+    wait_for("the alias and the list on the mail server", || {
+        let mail = stalwart(&fake.base_url);
+        async move {
+            use dezky_commands::ports::mail::MailServer;
+            let cleo = mail.account("cleo@acme.eu").await.ok().flatten()?;
+            let list = mail.mailing_list("team@acme.eu").await.ok().flatten()?;
+            (cleo.aliases.contains(&"hello@acme.eu".to_owned())
+                && list.recipients == vec!["cleo@acme.eu".to_owned()]
+                && list.display_name.as_deref() == Some("Team"))
+            .then_some(())
+        }
+    })
+    .await;
+    tenant_command(
+        &ledger,
+        &acme,
+        TenantAction::RemoveAlias {
+            member_id: "cleo".into(),
+            alias: "hello@acme.eu".into(),
+        },
+    )
+    .await;
+    wait_for("the alias removed", || {
+        let mail = stalwart(&fake.base_url);
+        async move {
+            use dezky_commands::ports::mail::MailServer;
+            let cleo = mail.account("cleo@acme.eu").await.ok().flatten()?;
+            cleo.aliases.is_empty().then_some(())
+        }
+    })
+    .await;
+
     // Purge: acme.eu with every mailbox on it and the service domain go; the apex and the
     // other workspaces' service domains stay.
     tenant_command(&ledger, &acme, TenantAction::SoftDelete).await;
@@ -523,6 +585,7 @@ async fn mailboxes_follow_members_and_a_purge_tears_down_everything_but_the_apex
     assert!(names.contains(&APEX.to_owned()), "{names:?}");
     assert!(names.contains(&format!("seed-4.{APEX}")), "{names:?}");
     assert!(fake.accounts().is_empty(), "{:?}", fake.accounts());
+    assert!(fake.mailing_lists().is_empty(), "{:?}", fake.mailing_lists());
 
     // The platform tenant letting the apex go never deletes it from the mail server.
     framework::<Domain>(&ledger, domain_upcasters())

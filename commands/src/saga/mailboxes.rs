@@ -229,6 +229,11 @@ impl Mailboxes {
                 | "MemberResumed"
                 | "MemberRemoved"
                 | "TenantPurged"
+                | "MemberAliasAdded"
+                | "MemberAliasRemoved"
+                | "MailingListCreated"
+                | "MailingListRecipientsSet"
+                | "MailingListDeleted"
         );
         if !relevant {
             return Ok(false);
@@ -302,6 +307,73 @@ impl Mailboxes {
                 self.delete_unused(event, &tenant, addresses, "delete", true)
                     .await
             }
+            TenantEvent::MemberAliasAdded { address, alias, .. }
+            | TenantEvent::MemberAliasRemoved { address, alias, .. } => {
+                let tenant = self.tenant(tenant_id, event.position).await?;
+                if !self.hosts(&tenant, &address, false, event.position).await? {
+                    return Ok(false);
+                }
+                let address = address.to_ascii_lowercase();
+                if event.event_type == "MemberAliasAdded" {
+                    self.intend(
+                        event,
+                        "add-alias",
+                        tenant_id,
+                        MailRequest::AddAlias { address, alias },
+                    )
+                    .await
+                } else {
+                    self.intend(
+                        event,
+                        "remove-alias",
+                        tenant_id,
+                        MailRequest::RemoveAlias { address, alias },
+                    )
+                    .await
+                }
+            }
+            TenantEvent::MailingListCreated {
+                address,
+                display_name,
+                recipients,
+                ..
+            } => {
+                let request = MailRequest::EnsureList {
+                    address,
+                    display_name: Some(display_name),
+                    recipients,
+                };
+                self.intend(event, "create-list", tenant_id, request).await
+            }
+            TenantEvent::MailingListRecipientsSet {
+                list_id,
+                address,
+                recipients,
+            } => {
+                // The list is brought whole to what is asked, display name included (from
+                // the workspace's record of the list).
+                let tenant = self.tenant(tenant_id, event.position).await?;
+                let display_name = tenant
+                    .mailing_lists
+                    .get(&list_id)
+                    .map(|list| list.display_name.clone());
+                let request = MailRequest::EnsureList {
+                    address,
+                    display_name,
+                    recipients,
+                };
+                self.intend(event, "set-list-recipients", tenant_id, request)
+                    .await
+            }
+            TenantEvent::MailingListDeleted { address, .. } => {
+                self.intend(
+                    event,
+                    "delete-list",
+                    tenant_id,
+                    MailRequest::DeleteList { address },
+                )
+                .await
+            }
             TenantEvent::TenantPurged { .. } => {
                 let mut addresses = self.forget(tenant_id, None).await.map_err(db)?;
                 let tenant = self.tenant(tenant_id, event.position).await?;
@@ -310,6 +382,22 @@ impl Mailboxes {
                 addresses.extend(self.all_addresses().await.map_err(db)?);
                 addresses.sort();
                 addresses.dedup();
+                // Lists sit on the domains too, and keep them from being deleted.
+                for list in tenant.mailing_lists.values() {
+                    let request = Request::Mail(MailRequest::DeleteList {
+                        address: list.address.clone(),
+                    });
+                    self.effects
+                        .intend_keyed(
+                            event,
+                            SAGA,
+                            "purge-delete-list",
+                            &list.address,
+                            Some(tenant_id),
+                            &request,
+                        )
+                        .await?;
+                }
                 // The workspace's domains go with it, and a domain with mailboxes cannot be
                 // deleted: every mailbox on them goes, whoever else used the address.
                 self.delete_unused(event, &tenant, addresses, "purge-delete", false)
