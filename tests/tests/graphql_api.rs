@@ -267,6 +267,14 @@ async fn nobody_from_another_tenant_or_partner_reads_or_changes_a_tenant(backend
             "platform domainsNeedingAttention",
             "{ domainsNeedingAttention }",
         ),
+        (
+            "aliases",
+            "query($t: ID!) { tenant(id: $t) { aliases { alias } } }",
+        ),
+        (
+            "mailingLists",
+            "query($t: ID!) { tenant(id: $t) { mailingLists { address } } }",
+        ),
     ];
     let writes = [
         ("addMember", "mutation($t: ID!) { addMember(input: {tenantId: $t, email: \"x@evil.eu\", displayName: \"X\", role: ADMIN}) { id } }"),
@@ -293,6 +301,11 @@ async fn nobody_from_another_tenant_or_partner_reads_or_changes_a_tenant(backend
         ("recheckDomain", "mutation($t: ID!) { recheckDomain(tenantId: $t, name: \"alpha.eu\") { name } }"),
         ("setDomainDmarc", "mutation($t: ID!) { setDomainDmarc(tenantId: $t, name: \"alpha.eu\", policy: REJECT) { name } }"),
         ("removeDomain", "mutation($t: ID!) { removeDomain(tenantId: $t, name: \"alpha.eu\") { id } }"),
+        ("addAlias", "mutation($t: ID!, $m: ID!) { addAlias(tenantId: $t, memberId: $m, alias: \"evil@alpha.dezky.eu\") { alias } }"),
+        ("removeAlias", "mutation($t: ID!, $m: ID!) { removeAlias(tenantId: $t, memberId: $m, alias: \"sales@alpha.dezky.eu\") { id } }"),
+        ("createMailingList", "mutation($t: ID!) { createMailingList(tenantId: $t, address: \"evil@alpha.dezky.eu\", displayName: \"Evil\", recipients: [\"x@evil.eu\"]) { id } }"),
+        ("setMailingListRecipients", "mutation($t: ID!) { setMailingListRecipients(tenantId: $t, listId: \"l-1\", recipients: [\"x@evil.eu\"]) { id } }"),
+        ("deleteMailingList", "mutation($t: ID!) { deleteMailingList(tenantId: $t, listId: \"l-1\") { id } }"),
     ];
     // The matrix covers every mutation but `createTenant` (which acts on no existing tenant and
     // is checked below): adding a mutation without adding it here fails this test.

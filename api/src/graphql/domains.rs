@@ -33,6 +33,7 @@ use dezky_domain::domains::{
 use dezky_projections::domains::{
     domain, domains_of_tenant, needs_attention_count, DomainRow, RecordStatus,
 };
+use dezky_projections::mail_addresses::usage_of_domain;
 use dezky_projections::tenants::{tenant_detail, TenantRow};
 
 use super::authz::{self, Viewer};
@@ -414,8 +415,8 @@ async fn after_write(ctx: &Context<'_>, tenant: &TenantRow, name: &str) -> Resul
 /// Mailboxes are the workspace's current members whose e-mail address is at the domain
 /// (removed members are no longer in the directory). Every such member counts, with or
 /// without a mailbox: an admin who signs in with an address at the domain would be cut off
-/// from their mail too, so the safe answer is to refuse. Aliases and distribution lists do not
-/// exist yet; they count 0 until the change that adds them counts them here.
+/// from their mail too, so the safe answer is to refuse. Aliases and distribution lists are the
+/// workspace's with an address at the domain, from the mail address read model.
 async fn usage_of(
     ctx: &Context<'_>,
     tenant: &TenantRow,
@@ -434,10 +435,11 @@ async fn usage_of(
                 .is_some_and(|at| at.as_str() == name)
         })
         .count();
+    let (aliases, lists) = usage_of_domain(api(ctx).ledger.db(), &tenant.id, name).await?;
     Ok(DomainUsage {
         mailboxes: u32::try_from(mailboxes).unwrap_or(u32::MAX),
-        aliases: 0,
-        lists: 0,
+        aliases,
+        lists,
     })
 }
 
@@ -511,7 +513,8 @@ impl DomainsMutation {
     }
 
     /// Removes a domain (its workspace's admins, the owning partner, operators); refused with
-    /// `DOMAIN_IN_USE` while members' addresses are at it. Returns the workspace.
+    /// `DOMAIN_IN_USE` while members' addresses, aliases or lists are at it. Returns the
+    /// workspace.
     async fn remove_domain(
         &self,
         ctx: &Context<'_>,

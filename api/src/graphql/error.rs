@@ -87,7 +87,10 @@ impl From<TenantError> for ApiError {
             E::NotAuthorized { .. } | E::RefusedOnSelf { .. } | E::PrimaryAccountLocked { .. } => {
                 Code::Forbidden
             }
-            E::NotFound | E::MemberNotFound { .. } => Code::NotFound,
+            E::NotFound
+            | E::MemberNotFound { .. }
+            | E::AliasNotFound { .. }
+            | E::ListNotFound { .. } => Code::NotFound,
             E::AlreadyExists { .. }
             | E::Deleted { .. }
             | E::InvalidTransition { .. }
@@ -102,7 +105,12 @@ impl From<TenantError> for ApiError {
             | E::TransferTargetNotActive { .. }
             | E::AlreadyOwner { .. }
             | E::MemberAlreadyLinked { .. }
-            | E::SubjectLinkedToAnotherMember { .. } => Code::Conflict,
+            | E::SubjectLinkedToAnotherMember { .. }
+            | E::MemberHasNoMailbox { .. }
+            | E::TooManyAliases { .. }
+            | E::AddressInUse { .. }
+            | E::ListAlreadyExists { .. }
+            | E::TooManyLists { .. } => Code::Conflict,
             _ => Code::Validation,
         };
         ApiError::new(code, error.to_string())

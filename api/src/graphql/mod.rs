@@ -3,6 +3,7 @@
 pub mod authz;
 pub mod domains;
 pub mod error;
+pub mod mail;
 pub mod operations;
 pub mod schema;
 pub mod settings;

@@ -16,6 +16,7 @@ use dezky_projections::tenants::{
 use super::authz::{self, Authentication};
 use super::domains::{DomainGql, DomainsMutation, DomainsQuery};
 use super::error::{from_aggregate, ApiError, Code};
+use super::mail::{MailAliasGql, MailMutation, MailingListGql};
 use super::operations::{OperationsMutation, OperationsQuery};
 use super::settings::{BillingInfoGql, BrandingGql, SecurityPolicyGql, SettingsMutation};
 use super::ApiContext;
@@ -182,6 +183,16 @@ impl Tenant {
     /// How many of the tenant's domains need attention (anyone who may see the tenant).
     async fn domains_needing_attention(&self, ctx: &Context<'_>) -> Result<u64> {
         Ok(self.domains_needing_attention_field(ctx).await?)
+    }
+    /// The tenant's aliases by address, each with the mailbox it delivers to (anyone who may
+    /// see the tenant).
+    async fn aliases(&self, ctx: &Context<'_>) -> Result<Vec<MailAliasGql>> {
+        Ok(self.aliases_field(ctx).await?)
+    }
+    /// The tenant's distribution lists by address, with their recipients (anyone who may see
+    /// the tenant).
+    async fn mailing_lists(&self, ctx: &Context<'_>) -> Result<Vec<MailingListGql>> {
+        Ok(self.mailing_lists_field(ctx).await?)
     }
     /// The tenant's audit timeline, newest first (operators, the owning partner, tenant admins).
     #[allow(clippy::too_many_arguments)]
@@ -516,6 +527,7 @@ pub struct Mutation(
     SettingsMutation,
     OperationsMutation,
     DomainsMutation,
+    MailMutation,
 );
 
 /// Mutations on a tenant's lifecycle and members.

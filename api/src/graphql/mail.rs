@@ -1,0 +1,386 @@
+//! Mail addresses over GraphQL: a workspace's aliases (extra addresses delivering to a
+//! member's mailbox) and distribution lists (one address fanning out to many recipients), and
+//! the mutations that add, remove, create, re-address and delete them.
+//!
+//! # Who may
+//!
+//! * **Read** a workspace's aliases and lists: anyone with standing in the workspace
+//!   (operators, the owning partner, its admins and its members): members see where the
+//!   workspace's addresses deliver, as in any shared address book.
+//! * **Change** them: operators, the owning partner and the workspace's admins (the standing
+//!   that also manages its domains, [`authz::may_read_settings`]); the Tenant aggregate checks
+//!   the same authority again.
+//!
+//! # Which domains
+//!
+//! An alias's or a list's address must lie on the workspace's service domain
+//! (`{slug}.{platform domain}`) or on one of its domains in the domain read model; the Tenant
+//! aggregate cannot know domains, so the check is made here, before the command. A domain
+//! removed between this check and the command is the race `removeDomain` closes from its side:
+//! it refuses while an alias or list uses the domain.
+//!
+//! # Error codes
+//!
+//! [`DOMAIN_NOT_IN_WORKSPACE`], [`INVALID_ADDRESS`], [`ADDRESS_IN_USE`],
+//! [`MEMBER_HAS_NO_MAILBOX`], [`TOO_MANY_ALIASES`], [`TOO_MANY_LISTS`],
+//! [`RECIPIENTS_OUT_OF_RANGE`], [`LIST_INCLUDES_ITSELF`]; an unknown member, alias or list is
+//! `NOT_FOUND`. Everything else uses the codes of [`super::error::Code`].
+
+use async_graphql::{Context, ErrorExtensions, Object, SimpleObject, ID};
+use cqrs_es::AggregateError;
+use dezky_commands::saga::tenant_provisioning::service_domain;
+use dezky_domain::tenant::{
+    address_domain, canonical_address, TenantAction, TenantCommand, TenantError,
+};
+use dezky_projections::domains::domains_of_tenant;
+use dezky_projections::mail_addresses::{
+    aliases_of_tenant, lists_of_tenant, mailing_list, AliasRow, ListRow,
+};
+use dezky_projections::tenants::TenantRow;
+
+use super::authz::{self, Viewer};
+use super::error::{from_aggregate, ApiError, Code};
+use super::schema::{api, auth, command_context, find_tenant, read_your_writes_timeout, Tenant};
+
+type Result<T> = std::result::Result<T, async_graphql::Error>;
+
+/// The address's domain is neither the workspace's service domain nor one of its domains.
+pub const DOMAIN_NOT_IN_WORKSPACE: &str = "DOMAIN_NOT_IN_WORKSPACE";
+/// An alias, list address or recipient that is not an e-mail address.
+pub const INVALID_ADDRESS: &str = "INVALID_ADDRESS";
+/// The address is already a member's address, an alias or a list's address in the workspace.
+pub const ADDRESS_IN_USE: &str = "ADDRESS_IN_USE";
+/// An alias for a member without a mailbox (an admin who signs in with an outside address).
+pub const MEMBER_HAS_NO_MAILBOX: &str = "MEMBER_HAS_NO_MAILBOX";
+/// The member has the most aliases a member can have.
+pub const TOO_MANY_ALIASES: &str = "TOO_MANY_ALIASES";
+/// The workspace has the most distribution lists it can have.
+pub const TOO_MANY_LISTS: &str = "TOO_MANY_LISTS";
+/// No recipients, or more distinct recipients than a list can have.
+pub const RECIPIENTS_OUT_OF_RANGE: &str = "RECIPIENTS_OUT_OF_RANGE";
+/// A list among its own recipients.
+pub const LIST_INCLUDES_ITSELF: &str = "LIST_INCLUDES_ITSELF";
+
+/// How many times a command decided on a stale version of the tenant is decided again: a
+/// concurrent change elsewhere in the workspace (a member added, a setting saved) should not
+/// fail an alias, and each attempt is decided afresh on the stored state.
+const CONFLICT_RETRIES: u32 = 1;
+
+// ---------------------------------------------------------------------------------------------
+// Types.
+// ---------------------------------------------------------------------------------------------
+
+/// An extra address delivering to a member's mailbox.
+#[derive(SimpleObject)]
+#[graphql(name = "MailAlias")]
+pub struct MailAliasGql {
+    /// The alias (lower case; punycode for international domains).
+    pub alias: String,
+    /// The mailbox it delivers to.
+    pub mailbox_address: String,
+    /// The member whose mailbox that is.
+    pub member_id: ID,
+}
+
+impl From<AliasRow> for MailAliasGql {
+    fn from(row: AliasRow) -> Self {
+        Self {
+            alias: row.alias,
+            mailbox_address: row.mailbox,
+            member_id: ID(row.member_id),
+        }
+    }
+}
+
+/// A distribution list: one address fanning out to many recipients.
+#[derive(SimpleObject)]
+#[graphql(name = "MailingList")]
+pub struct MailingListGql {
+    /// The list id.
+    pub id: ID,
+    /// The list's address (lower case; punycode for international domains).
+    pub address: String,
+    /// The name recipients see.
+    pub display_name: String,
+    /// Where its mail goes: distinct addresses, in the order they were given.
+    pub recipients: Vec<String>,
+}
+
+impl From<ListRow> for MailingListGql {
+    fn from(row: ListRow) -> Self {
+        Self {
+            id: ID(row.list_id),
+            address: row.address,
+            display_name: row.display_name,
+            recipients: row.recipients,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors.
+// ---------------------------------------------------------------------------------------------
+
+fn refusal(code: &'static str, message: String) -> async_graphql::Error {
+    async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", code))
+}
+
+/// A refusal of the Tenant aggregate to a mail mutation as the client sees it: the mail rules'
+/// own codes, the rest as every tenant mutation maps them.
+fn mail_refusal(error: TenantError) -> async_graphql::Error {
+    let message = error.to_string();
+    match error {
+        TenantError::InvalidEmail { .. } => refusal(INVALID_ADDRESS, message),
+        TenantError::AddressInUse { .. } => refusal(ADDRESS_IN_USE, message),
+        TenantError::MemberHasNoMailbox { .. } => refusal(MEMBER_HAS_NO_MAILBOX, message),
+        TenantError::TooManyAliases { .. } => refusal(TOO_MANY_ALIASES, message),
+        TenantError::TooManyLists { .. } => refusal(TOO_MANY_LISTS, message),
+        TenantError::RecipientsOutOfRange { .. } => refusal(RECIPIENTS_OUT_OF_RANGE, message),
+        TenantError::ListIncludesItself { .. } => refusal(LIST_INCLUDES_ITSELF, message),
+        TenantError::AliasNotFound { .. }
+        | TenantError::ListNotFound { .. }
+        | TenantError::MemberNotFound { .. } => ApiError::new(Code::NotFound, message).into(),
+        other => ApiError::from(other).into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads.
+// ---------------------------------------------------------------------------------------------
+
+/// Mail fields of [`Tenant`] (resolved from its object in `schema.rs`).
+impl Tenant {
+    pub(super) async fn aliases_field(
+        &self,
+        ctx: &Context<'_>,
+    ) -> std::result::Result<Vec<MailAliasGql>, ApiError> {
+        let viewer = auth(ctx).viewer()?;
+        let db = api(ctx).ledger.db();
+        authz::may_read_tenant(authz::standing(db, viewer, self.row()).await?)?;
+        Ok(aliases_of_tenant(db, self.id_str())
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    pub(super) async fn mailing_lists_field(
+        &self,
+        ctx: &Context<'_>,
+    ) -> std::result::Result<Vec<MailingListGql>, ApiError> {
+        let viewer = auth(ctx).viewer()?;
+        let db = api(ctx).ledger.db();
+        authz::may_read_tenant(authz::standing(db, viewer, self.row()).await?)?;
+        Ok(lists_of_tenant(db, self.id_str())
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mutations.
+// ---------------------------------------------------------------------------------------------
+
+/// The workspace a mail mutation acts on, once the caller may manage its addresses.
+async fn managed_tenant<'a>(
+    ctx: &Context<'a>,
+    tenant_id: &str,
+) -> std::result::Result<(&'a Viewer, TenantRow), ApiError> {
+    let viewer = auth(ctx).viewer()?;
+    let row = find_tenant(ctx, Some(tenant_id), None).await?;
+    let standing = authz::standing(api(ctx).ledger.db(), viewer, &row).await?;
+    authz::may_read_settings(standing)?;
+    Ok((viewer, row))
+}
+
+/// Refuses an address (alias or list) whose domain is not the workspace's: its service domain
+/// or one of its domains. Answers in the aggregate's canonical form, so the comparison is with
+/// the domain names as the domain read model stores them.
+async fn check_domain(ctx: &Context<'_>, tenant: &TenantRow, address: &str) -> Result<()> {
+    let address = canonical_address(address).map_err(mail_refusal)?;
+    let domain = address_domain(&address);
+    if domain == service_domain(&tenant.slug, &api(ctx).platform_domain) {
+        return Ok(());
+    }
+    let domains = domains_of_tenant(api(ctx).ledger.db(), None, &tenant.id)
+        .await
+        .map_err(ApiError::from)?;
+    if domains.iter().any(|d| d.name == domain) {
+        return Ok(());
+    }
+    Err(refusal(
+        DOMAIN_NOT_IN_WORKSPACE,
+        format!("{domain} is not one of this workspace's domains"),
+    ))
+}
+
+/// Runs a tenant command for a mail mutation, deciding it again on a conflict (see
+/// [`CONFLICT_RETRIES`]), then waits until the read models show it.
+async fn run(
+    ctx: &Context<'_>,
+    viewer: &Viewer,
+    tenant_id: &str,
+    action: TenantAction,
+) -> Result<()> {
+    let api = api(ctx);
+    let mut conflicts = 0;
+    loop {
+        let command = TenantCommand {
+            ctx: command_context(ctx, viewer),
+            action: action.clone(),
+        };
+        let outcome = api
+            .tenants
+            .execute_with_metadata(tenant_id, command, api.metadata(viewer, tenant_id))
+            .await;
+        match outcome {
+            Ok(()) => break,
+            Err(AggregateError::AggregateConflict) if conflicts < CONFLICT_RETRIES => {
+                conflicts += 1;
+            }
+            Err(AggregateError::UserError(error)) => return Err(mail_refusal(error)),
+            Err(other) => return Err(from_aggregate(other).into()),
+        }
+    }
+    api.read_your_writes(read_your_writes_timeout()).await;
+    Ok(())
+}
+
+/// The answer when the command was recorded but the read model has not shown it within the
+/// wait.
+fn not_visible_yet() -> async_graphql::Error {
+    ApiError::new(
+        Code::Unavailable,
+        "the change is recorded but not visible yet; reload shortly",
+    )
+    .into()
+}
+
+/// The list as the read model shows it once it has folded the mutation.
+async fn list_after_write(
+    ctx: &Context<'_>,
+    tenant_id: &str,
+    list_id: &str,
+) -> Result<MailingListGql> {
+    match mailing_list(api(ctx).ledger.db(), tenant_id, list_id)
+        .await
+        .map_err(ApiError::from)?
+    {
+        Some(row) => Ok(row.into()),
+        None => Err(not_visible_yet()),
+    }
+}
+
+/// Mail address mutations.
+#[derive(Default)]
+pub struct MailMutation;
+
+#[Object]
+impl MailMutation {
+    /// Adds an alias delivering to a member's mailbox (the workspace's admins, the owning
+    /// partner, operators). The alias must be on one of the workspace's domains and not yet
+    /// routed in the workspace; adding an alias the member already has changes nothing.
+    async fn add_alias(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        member_id: ID,
+        alias: String,
+    ) -> Result<MailAliasGql> {
+        let (viewer, tenant) = managed_tenant(ctx, &tenant_id).await?;
+        check_domain(ctx, &tenant, &alias).await?;
+        let canonical = canonical_address(&alias).map_err(mail_refusal)?;
+        let action = TenantAction::AddAlias {
+            member_id: member_id.0.clone(),
+            alias,
+        };
+        run(ctx, viewer, &tenant.id, action).await?;
+        aliases_of_tenant(api(ctx).ledger.db(), &tenant.id)
+            .await
+            .map_err(ApiError::from)?
+            .into_iter()
+            .find(|row| row.alias == canonical && row.member_id == member_id.0)
+            .map(Into::into)
+            .ok_or_else(not_visible_yet)
+    }
+
+    /// Removes one of a member's aliases (the workspace's admins, the owning partner,
+    /// operators). Returns the workspace.
+    async fn remove_alias(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        member_id: ID,
+        alias: String,
+    ) -> Result<Tenant> {
+        let (viewer, tenant) = managed_tenant(ctx, &tenant_id).await?;
+        let action = TenantAction::RemoveAlias {
+            member_id: member_id.0,
+            alias,
+        };
+        run(ctx, viewer, &tenant.id, action).await?;
+        Ok(Tenant::from_row(
+            find_tenant(ctx, Some(&tenant.id), None).await?,
+        ))
+    }
+
+    /// Creates a distribution list (the workspace's admins, the owning partner, operators).
+    /// Its address must be on one of the workspace's domains and not yet routed in the
+    /// workspace; recipients may be any addresses, duplicates are dropped.
+    async fn create_mailing_list(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        address: String,
+        display_name: String,
+        recipients: Vec<String>,
+    ) -> Result<MailingListGql> {
+        let (viewer, tenant) = managed_tenant(ctx, &tenant_id).await?;
+        check_domain(ctx, &tenant, &address).await?;
+        let list_id = api(ctx).ids.next();
+        let action = TenantAction::CreateList {
+            list_id: list_id.clone(),
+            address,
+            display_name,
+            recipients,
+        };
+        run(ctx, viewer, &tenant.id, action).await?;
+        list_after_write(ctx, &tenant.id, &list_id).await
+    }
+
+    /// Replaces a distribution list's recipients, whole (the workspace's admins, the owning
+    /// partner, operators).
+    async fn set_mailing_list_recipients(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        list_id: ID,
+        recipients: Vec<String>,
+    ) -> Result<MailingListGql> {
+        let (viewer, tenant) = managed_tenant(ctx, &tenant_id).await?;
+        let action = TenantAction::SetListRecipients {
+            list_id: list_id.0.clone(),
+            recipients,
+        };
+        run(ctx, viewer, &tenant.id, action).await?;
+        list_after_write(ctx, &tenant.id, &list_id).await
+    }
+
+    /// Deletes a distribution list (the workspace's admins, the owning partner, operators).
+    /// Returns the workspace.
+    async fn delete_mailing_list(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        list_id: ID,
+    ) -> Result<Tenant> {
+        let (viewer, tenant) = managed_tenant(ctx, &tenant_id).await?;
+        let action = TenantAction::DeleteList { list_id: list_id.0 };
+        run(ctx, viewer, &tenant.id, action).await?;
+        Ok(Tenant::from_row(
+            find_tenant(ctx, Some(&tenant.id), None).await?,
+        ))
+    }
+}
