@@ -585,7 +585,11 @@ async fn mailboxes_follow_members_and_a_purge_tears_down_everything_but_the_apex
     assert!(names.contains(&APEX.to_owned()), "{names:?}");
     assert!(names.contains(&format!("seed-4.{APEX}")), "{names:?}");
     assert!(fake.accounts().is_empty(), "{:?}", fake.accounts());
-    assert!(fake.mailing_lists().is_empty(), "{:?}", fake.mailing_lists());
+    assert!(
+        fake.mailing_lists().is_empty(),
+        "{:?}",
+        fake.mailing_lists()
+    );
 
     // The platform tenant letting the apex go never deletes it from the mail server.
     framework::<Domain>(&ledger, domain_upcasters())
