@@ -56,6 +56,13 @@ impl FakeCalendar {
         self.state().faults.extend(faults);
     }
 
+    /// Back up, with no fault pending.
+    pub fn heal(&self) {
+        let mut state = self.state();
+        state.down = false;
+        state.faults.clear();
+    }
+
     /// Calls made so far.
     pub fn calls(&self) -> u64 {
         self.state().calls

@@ -19,7 +19,7 @@
 pub mod processor;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use cqrs_es::persist::PersistedEventStore;
@@ -31,6 +31,7 @@ use dezky_domain::booking::{
 };
 use dezky_domain::{Actor, EventMetadata};
 use serde::de::DeserializeOwned;
+use tokio::sync::OwnedMutexGuard;
 
 use crate::ports::calendar::{CalendarError, CalendarEvent, CalendarServer};
 use crate::{Ledger, LedgerError, LedgerRepository};
@@ -194,6 +195,10 @@ pub struct BookingFlow<C> {
     bookings: Cqrs<Booking>,
     calendar: Arc<C>,
     settings: BookingSettings,
+    /// One lock per booking being worked on: in one process, the calendar calls and commands
+    /// of one booking never interleave (a delete of a stale event racing a fresh write could
+    /// otherwise leave a confirmed booking without its event). Across processes, see ADR 10.
+    in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// The outcome of driving one booking.
@@ -223,7 +228,22 @@ impl<C: CalendarServer> BookingFlow<C> {
             ledger,
             calendar,
             settings,
+            in_flight: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Waits for, and holds, the booking's in-process lock.
+    async fn guard(&self, booking_id: &str) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Forget locks nobody holds or waits for, so the map stays as small as the work.
+            map.retain(|_, lock| Arc::strong_count(lock) > 1);
+            map.entry(booking_id.to_owned()).or_default().clone()
+        };
+        lock.lock_owned().await
     }
 
     /// The ledger.
@@ -504,7 +524,8 @@ impl<C: CalendarServer> BookingFlow<C> {
                 .into())
             }
         }
-        match self.drive(booking_id, issuer, now).await? {
+        let _guard = self.guard(booking_id).await;
+        match self.drive_locked(booking_id, issuer, now).await? {
             Driven::Confirmed | Driven::Idle | Driven::Tidied => {
                 let after = self.booking(booking_id).await?;
                 if after.status == Some(BookingStatus::Confirmed) {
@@ -532,12 +553,32 @@ impl<C: CalendarServer> BookingFlow<C> {
         issuer: &Issuer,
         now: DateTime<Utc>,
     ) -> Result<Driven, BookingFlowError> {
+        let _guard = self.guard(booking_id).await;
+        self.drive_locked(booking_id, issuer, now).await
+    }
+
+    async fn drive_locked(
+        &self,
+        booking_id: &str,
+        issuer: &Issuer,
+        now: DateTime<Utc>,
+    ) -> Result<Driven, BookingFlowError> {
         let booking = self.booking(booking_id).await?;
         let metadata = self.metadata(issuer, &booking.tenant_id, now);
         let mut outcome = Driven::Idle;
         if booking.calendar_out_of_sync {
-            self.sync_calendar(booking_id, &booking, &metadata, now)
+            let failure = self
+                .sync_calendar(booking_id, &booking, &metadata, now)
                 .await?;
+            if let Some(error) = failure {
+                if booking.status == Some(BookingStatus::Pending) {
+                    // A stale event that could not be removed would be taken for this
+                    // booking's write: this attempt fails, and counts as one.
+                    return self
+                        .record_failure(booking_id, &error, &metadata, now)
+                        .await;
+                }
+            }
             outcome = Driven::Tidied;
         }
         if self
@@ -587,10 +628,11 @@ impl<C: CalendarServer> BookingFlow<C> {
         {
             Ok(()) => Ok(Driven::Confirmed),
             Err(BookingFlowError::Booking(BookingError::WrongStatus { .. })) => {
-                // The booking moved on while the event was written (abandoned by a
-                // concurrent failure, or cancelled): the event must not outlive it.
+                // Another process cancelled the booking while the event was written: the
+                // event must not outlive it. (Only a cancellation is final; an abandoned
+                // booking may still be retried, and its retry reuses the event.)
                 let now_state = self.booking(booking_id).await?;
-                if now_state.status != Some(BookingStatus::Confirmed) {
+                if now_state.status == Some(BookingStatus::Cancelled) {
                     let _ = self
                         .calendar
                         .delete_event(&written.calendar, booking_id)
@@ -632,12 +674,10 @@ impl<C: CalendarServer> BookingFlow<C> {
         let after = self.booking(booking_id).await?;
         if after.status == Some(BookingStatus::CalendarFailed) {
             self.free_locks(booking_id, &after, metadata, now).await?;
-            // The last attempt may have been applied with its answer lost: an abandoned
-            // booking must not leave an event behind (best effort; absent is fine).
-            let _ = self
-                .calendar
-                .delete_event(&after.calendar, booking_id)
-                .await;
+            // The last attempt may have landed with its answer lost: delete the event now;
+            // if that fails too, the booking says so and the processor deletes it later.
+            self.sync_calendar(booking_id, &after, metadata, now)
+                .await?;
             return Ok(Driven::Abandoned(text));
         }
         Ok(Driven::WriteFailed(text))
@@ -667,13 +707,15 @@ impl<C: CalendarServer> BookingFlow<C> {
         Ok(!stale.is_empty())
     }
 
+    /// Moves (confirmed) or deletes (otherwise) the booking's event; the calendar's error when
+    /// that failed (recorded on the booking).
     async fn sync_calendar(
         &self,
         booking_id: &str,
         booking: &Booking,
         metadata: &HashMap<String, String>,
         now: DateTime<Utc>,
-    ) -> Result<(), BookingFlowError> {
+    ) -> Result<Option<CalendarError>, BookingFlowError> {
         let outcome = match booking.status {
             Some(BookingStatus::Confirmed) => match calendar_event(booking_id, booking) {
                 Some(event) => self.calendar.update_event(&booking.calendar, &event).await,
@@ -685,14 +727,18 @@ impl<C: CalendarServer> BookingFlow<C> {
                     .await
             }
         };
-        let command = match outcome {
-            Ok(()) => BookingCommand::RecordCalendarSynced { at: now },
-            Err(error) => BookingCommand::RecordCalendarSyncFailure {
-                error: error.to_string(),
-                at: now,
-            },
+        let (command, failure) = match outcome {
+            Ok(()) => (BookingCommand::RecordCalendarSynced { at: now }, None),
+            Err(error) => (
+                BookingCommand::RecordCalendarSyncFailure {
+                    error: error.to_string(),
+                    at: now,
+                },
+                Some(error),
+            ),
         };
-        self.on_booking(booking_id, command, metadata).await
+        self.on_booking(booking_id, command, metadata).await?;
+        Ok(failure)
     }
 
     /// Cancels a booking (the attendee through their signed link, the host from the portal)
@@ -704,6 +750,7 @@ impl<C: CalendarServer> BookingFlow<C> {
         issuer: &Issuer,
         now: DateTime<Utc>,
     ) -> Result<(), BookingFlowError> {
+        let _guard = self.guard(booking_id).await;
         let booking = self.booking(booking_id).await?;
         let metadata = self.metadata(issuer, &booking.tenant_id, now);
         self.on_booking(
@@ -714,7 +761,7 @@ impl<C: CalendarServer> BookingFlow<C> {
         .await?;
         // A calendar outage must not keep the cancellation from being answered: what is left
         // is on the booking and the processor finishes it.
-        match self.drive(booking_id, issuer, now).await {
+        match self.drive_locked(booking_id, issuer, now).await {
             Ok(_) | Err(BookingFlowError::CalendarUnavailable(_)) => Ok(()),
             Err(e) => Err(e),
         }
@@ -730,12 +777,30 @@ impl<C: CalendarServer> BookingFlow<C> {
         issuer: &Issuer,
         now: DateTime<Utc>,
     ) -> Result<(), BookingFlowError> {
+        let _guard = self.guard(booking_id).await;
         let booking = self.booking(booking_id).await?;
         let (_, availability) = self.host(&booking.host_id).await?;
         let slot = bookable_slot(&availability, start, now)?;
         let lock_key = slot_lock_key(&booking.host_id, slot.start);
+        if lock_key == booking.lock_key {
+            return Err(BookingError::SameSlot.into());
+        }
         let metadata = self.metadata(issuer, &booking.tenant_id, now);
+        // The intent goes on the booking before the claim, so a crash after the claim leaves
+        // a lock the booking knows it must give back.
+        self.on_booking(
+            booking_id,
+            BookingCommand::HoldSlot {
+                lock_key: lock_key.clone(),
+                at: now,
+            },
+            &metadata,
+        )
+        .await?;
         if let Some(_holder) = self.claim(&lock_key, booking_id, &metadata).await? {
+            let booking = self.booking(booking_id).await?;
+            self.free_locks(booking_id, &booking, &metadata, now)
+                .await?;
             return Err(BookingFlowError::SlotTaken);
         }
         let moved = self
@@ -752,10 +817,12 @@ impl<C: CalendarServer> BookingFlow<C> {
             .await;
         if let Err(error) = moved {
             // The booking cannot move: give the new slot back at once.
-            self.release(&lock_key, booking_id, &metadata).await?;
+            let booking = self.booking(booking_id).await?;
+            self.free_locks(booking_id, &booking, &metadata, now)
+                .await?;
             return Err(error);
         }
-        match self.drive(booking_id, issuer, now).await {
+        match self.drive_locked(booking_id, issuer, now).await {
             Ok(_) | Err(BookingFlowError::CalendarUnavailable(_)) => Ok(()),
             Err(e) => Err(e),
         }
@@ -771,13 +838,13 @@ impl<C: CalendarServer> BookingFlow<C> {
         issuer: &Issuer,
         now: DateTime<Utc>,
     ) -> Result<Driven, BookingFlowError> {
+        let _guard = self.guard(booking_id).await;
         let booking = self.booking(booking_id).await?;
         let metadata = self.metadata(issuer, &booking.tenant_id, now);
         if booking.status == Some(BookingStatus::CalendarFailed) {
             if !booking.holds_slot() {
-                if let Some(_holder) = self.claim(&booking.lock_key, booking_id, &metadata).await? {
-                    return Err(BookingFlowError::SlotTaken);
-                }
+                // Intent first, then the claim: a crash in between leaves a lock the
+                // abandoned booking gives back, never one nobody knows about.
                 self.on_booking(
                     booking_id,
                     BookingCommand::HoldSlot {
@@ -787,6 +854,16 @@ impl<C: CalendarServer> BookingFlow<C> {
                     &metadata,
                 )
                 .await?;
+            }
+            // Always claimed, even when the booking already lists the lock: an intent left by
+            // an interrupted retry is not a claim.
+            if let Some(_holder) = self.claim(&booking.lock_key, booking_id, &metadata).await? {
+                // Someone else booked the slot meanwhile: refuse, and take the intent back
+                // (the release is a no-op on a lock another booking holds).
+                let booking = self.booking(booking_id).await?;
+                self.free_locks(booking_id, &booking, &metadata, now)
+                    .await?;
+                return Err(BookingFlowError::SlotTaken);
             }
             self.on_booking(
                 booking_id,
@@ -804,6 +881,6 @@ impl<C: CalendarServer> BookingFlow<C> {
             }
             .into());
         }
-        self.drive(booking_id, issuer, now).await
+        self.drive_locked(booking_id, issuer, now).await
     }
 }

@@ -96,7 +96,10 @@ pub enum BookingCommand {
         /// When.
         at: DateTime<Utc>,
     },
-    /// The booking now holds the lock `lock_key` (claimed on the slot lock just before).
+    /// The booking holds, or is about to claim, the lock `lock_key`: its own slot's lock after
+    /// the claim, or — recorded before the claim — another slot's lock it is moving to, or its
+    /// own again before an operator's retry. A lock recorded here that the booking does not
+    /// need is given back ([`Booking::locks_to_free`]), so a crash never leaks it.
     HoldSlot {
         /// The lock.
         lock_key: String,
@@ -145,7 +148,8 @@ pub enum BookingCommand {
         /// When.
         at: DateTime<Utc>,
     },
-    /// Move the booking to `slot`, whose lock `lock_key` this booking already claimed.
+    /// Move the booking to `slot`, whose lock `lock_key` this booking already holds
+    /// ([`BookingCommand::HoldSlot`], then the claim).
     Reschedule {
         /// The new slot.
         slot: Slot,
@@ -455,7 +459,14 @@ impl Booking {
                 ) {
                     return Err(self.wrong("given a slot"));
                 }
-                if lock_key != self.lock_key {
+                // Another slot of the same host may be held only by a live booking, on its way
+                // to a reschedule (recorded before the claim, so a crash in between leaves a
+                // lock the booking knows to give back).
+                let own_host = lock_key
+                    .strip_prefix(self.host_id.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'));
+                let moving = own_host && matches!(self.status, Some(S::Pending | S::Confirmed));
+                if lock_key != self.lock_key && !moving {
                     return Err(BookingError::ForeignLock(lock_key));
                 }
                 if self.held_locks.contains(&lock_key) {
@@ -552,6 +563,9 @@ impl Booking {
                 if previous_slot == slot || lock_key == self.lock_key {
                     return Err(BookingError::SameSlot);
                 }
+                if !self.held_locks.contains(&lock_key) {
+                    return Err(BookingError::SlotNotHeld);
+                }
                 if slot.end <= slot.start {
                     return Err(BookingError::Invalid("slot"));
                 }
@@ -637,6 +651,9 @@ impl Aggregate for Booking {
             }
             BookingEvent::CalendarWriteAbandoned { .. } => {
                 self.status = Some(BookingStatus::CalendarFailed);
+                // A failed write whose answer was lost may have landed: the abandoned
+                // booking's event must be deleted (absent is fine), or it would outlive it.
+                self.calendar_out_of_sync = true;
             }
             BookingEvent::SlotFreed { lock_key, .. } => self.held_locks.retain(|k| *k != lock_key),
             BookingEvent::BookingRetried { .. } => {
@@ -655,8 +672,15 @@ impl Aggregate for Booking {
                 }
                 self.slot = Some(slot);
                 self.lock_key = lock_key;
-                // A pending booking's next write already carries the new time.
-                self.calendar_out_of_sync = self.status == Some(BookingStatus::Confirmed);
+                // A confirmed booking's event must move. A pending one's next write carries the
+                // new time, unless a failed write may have landed at the old time (its answer
+                // lost): then that event must go first, or the create-only write would find it
+                // and count the old time as written.
+                self.calendar_out_of_sync = match self.status {
+                    Some(BookingStatus::Confirmed) => true,
+                    Some(BookingStatus::Pending) => self.calendar_out_of_sync || self.attempts > 0,
+                    _ => false,
+                };
             }
             BookingEvent::CalendarSynced { .. } => self.calendar_out_of_sync = false,
             BookingEvent::CalendarSyncFailed { error, .. } => self.last_error = Some(error),
@@ -834,6 +858,7 @@ mod tests {
         }
         assert_eq!(booking.status, Some(BookingStatus::CalendarFailed));
         assert_eq!(booking.locks_to_free(), vec!["h-1/A".to_owned()]);
+        assert!(booking.calendar_out_of_sync);
         assert_eq!(
             booking.decide(BookingCommand::Confirm { at: at() }),
             Err(BookingError::WrongStatus {
@@ -955,6 +980,7 @@ mod tests {
                 attempt: 1,
                 at: at(),
             },
+            held("h-1/B"),
         ] {
             booking.apply(e);
         }
@@ -983,6 +1009,46 @@ mod tests {
                 action: "freed of its own slot"
             })
         );
+    }
+
+    #[test]
+    fn a_pending_booking_with_a_failed_write_must_clear_its_old_event_when_it_moves() {
+        let mut booking = Booking::default();
+        for e in [requested(), held("h-1/A"), failed(1), held("h-1/B")] {
+            booking.apply(e);
+        }
+        for e in booking
+            .decide(BookingCommand::Reschedule {
+                slot: slot(48),
+                lock_key: "h-1/B".into(),
+                by: Party::Attendee,
+                at: at(),
+            })
+            .expect("reschedules")
+        {
+            booking.apply(e);
+        }
+        assert!(booking.calendar_out_of_sync);
+    }
+
+    #[test]
+    fn a_move_needs_the_new_slot_held_first_and_only_slots_of_the_same_host() {
+        Given::with(())
+            .given(vec![requested(), held("h-1/A")])
+            .when(BookingCommand::Reschedule {
+                slot: slot(48),
+                lock_key: "h-1/B".into(),
+                by: Party::Host,
+                at: at(),
+            })
+            .then_expect_error(BookingError::SlotNotHeld);
+        Given::with(())
+            .given(vec![requested(), held("h-1/A")])
+            .when(BookingCommand::HoldSlot {
+                lock_key: "h-2/B".into(),
+                at: at(),
+            })
+            .then_expect_error(BookingError::ForeignLock("h-2/B".into()));
     }
 
     #[test]
