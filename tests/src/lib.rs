@@ -3,6 +3,7 @@
 
 pub mod calendar_fake;
 pub mod dns_server;
+pub mod graphql_rig;
 pub mod radicale;
 pub mod saga_rig;
 pub mod stalwart;

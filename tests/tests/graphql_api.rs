@@ -2,130 +2,14 @@
 //! provider, the full command → ledger → projection → query loop, typed error codes, the
 //! isolation matrix across tenants and partners, refused tokens, and the committed SDL.
 
-use std::net::SocketAddr;
+use dezky_api::graphql::sdl;
+use dezky_tests::Backend;
+use serde_json::{json, Value};
 
-use dezky_adapters::oidc::{OidcConfig, OidcVerifier};
-use dezky_api::dev::DevKey;
-use dezky_api::graphql::{build_schema, routes, sdl, ApiContext, TokenCheck};
-use dezky_tests::{Backend, TestDb};
-use serde_json::{json, Map, Value};
-use tokio::sync::watch;
-
-const ISSUER: &str = "https://idp.test/application/o/dezky/";
-const AUDIENCE: &str = "dezky-api";
-const ADMINS: &str = "dezky-platform-admins";
-
-/// A running API on a loopback port, with its own identity provider's JWKS.
-struct Api {
-    url: String,
-    key: DevKey,
-    _stop: watch::Sender<bool>,
-    _db: TestDb,
-    _dir: tempfile::TempDir,
-}
-
-async fn serve_jwks(jwks: Value) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    let app = axum::Router::new().route(
-        "/jwks",
-        axum::routing::get(move || {
-            let jwks = jwks.clone();
-            async move { axum::Json(jwks) }
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    address
-}
+use dezky_tests::graphql_rig::{claims, code, GraphqlApi as Api};
 
 async fn start(backend: Backend) -> Api {
-    let db = TestDb::create(backend).await.expect("db");
-    let ledger = db.open().await.expect("ledger");
-    let dir = tempfile::tempdir().expect("dir");
-    let key = DevKey::load_or_create(&dir.path().join("idp.key")).expect("idp key");
-    let idp = serve_jwks(key.jwks()).await;
-    let mut config = OidcConfig::new(ISSUER, AUDIENCE);
-    config.jwks_url = Some(format!("http://{idp}/jwks"));
-    let verifier = OidcVerifier::new(config, reqwest::Client::new()).expect("verifier");
-    let tokens = TokenCheck::new(verifier, ADMINS.into(), "dezky_partner_id".into());
-    let (stop, shutdown) = watch::channel(false);
-    let processors = dezky_api::processors::start(&ledger, &shutdown)
-        .await
-        .expect("processors");
-    let positions = processors.positions();
-    let schema = build_schema(ApiContext::new(ledger, positions));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, routes(schema, tokens)).await });
-    Api {
-        url: format!("http://{address}/graphql"),
-        key,
-        _stop: stop,
-        _db: db,
-        _dir: dir,
-    }
-}
-
-fn claims(subject: &str, email: &str) -> Map<String, Value> {
-    let now = chrono::Utc::now().timestamp();
-    let mut claims = Map::new();
-    claims.insert("iss".into(), ISSUER.into());
-    claims.insert("aud".into(), AUDIENCE.into());
-    claims.insert("sub".into(), subject.into());
-    claims.insert("email".into(), email.into());
-    claims.insert("iat".into(), now.into());
-    claims.insert("exp".into(), (now + 600).into());
-    claims
-}
-
-fn header() -> Value {
-    json!({"alg": "ES256", "typ": "JWT", "kid": "dezky-dev-1"})
-}
-
-impl Api {
-    fn token(&self, claims: &Map<String, Value>) -> String {
-        self.key.sign(&header(), claims).expect("sign")
-    }
-
-    fn operator(&self) -> String {
-        let mut c = claims("op-1", "operator@dezky.eu");
-        c.insert("groups".into(), json!([ADMINS]));
-        self.token(&c)
-    }
-
-    fn partner(&self, partner: &str) -> String {
-        let mut c = claims(&format!("staff-{partner}"), &format!("staff@{partner}.eu"));
-        c.insert("dezky_partner_id".into(), partner.into());
-        self.token(&c)
-    }
-
-    fn user(&self, email: &str) -> String {
-        self.token(&claims(&format!("sub-{email}"), email))
-    }
-
-    async fn post(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let mut request = reqwest::Client::new()
-            .post(&self.url)
-            .json(&json!({"query": query, "variables": variables}));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        request
-            .send()
-            .await
-            .expect("http")
-            .json()
-            .await
-            .expect("json")
-    }
-}
-
-fn code(response: &Value) -> Option<&str> {
-    response["errors"][0]["extensions"]["code"].as_str()
+    Api::start(backend).await
 }
 
 const CREATE: &str = "mutation($input: CreateTenantInput!) { createTenant(input: $input) { id slug status members { id email role isOwner } } }";
@@ -449,9 +333,7 @@ async fn forged_expired_and_misdirected_tokens_are_unauthenticated() {
         ),
         (
             "unknown kid",
-            api.key
-                .sign(&json!({"alg": "ES256", "kid": "nope"}), &base)
-                .expect("sign"),
+            api.sign(&json!({"alg": "ES256", "kid": "nope"}), &base),
         ),
     ];
     let valid = api.token(&base);
@@ -909,11 +791,7 @@ async fn an_operator_lists_saga_effects_and_retries_a_dead_lettered_one(backend:
     let empty = api.post(Some(&operator), list, json!({})).await;
     assert_eq!(empty["data"]["sagaEffects"]["totalCount"], 0, "{empty}");
     // An effect refused for good by its system: dead-lettered after one attempt.
-    let ledger =
-        dezky_commands::Ledger::open(&dezky_commands::LedgerOptions::new(api._db.url.clone()))
-            .await
-            .expect("ledger");
-    let effects = dezky_commands::saga::Effects::new(&ledger);
+    let effects = dezky_commands::saga::Effects::new(&api.ledger);
     let key = "mailbox/create/7";
     let at = || "2026-11-29T10:00:00Z".to_owned();
     for command in [

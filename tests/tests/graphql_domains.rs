@@ -4,137 +4,39 @@
 //! member's address uses the domain, and nobody outside a workspace reading or changing its
 //! domains.
 
-use std::net::SocketAddr;
-
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::CqrsFramework;
-use dezky_adapters::oidc::{OidcConfig, OidcVerifier};
-use dezky_api::dev::DevKey;
-use dezky_api::graphql::{build_schema, routes, ApiContext, TokenCheck};
-use dezky_commands::{Ledger, LedgerRepository};
+use dezky_commands::LedgerRepository;
 use dezky_domain::domains::{
     domain_upcasters, CheckOutcome, Domain, DomainCommand, DomainContext, ExpectedRecord,
     RecordCheck, RecordPurpose, RecordType,
 };
 use dezky_domain::tenant::Principal;
-use dezky_tests::{metadata_for, Backend, TestDb};
-use serde_json::{json, Map, Value};
-use tokio::sync::watch;
+use dezky_tests::{metadata_for, Backend};
+use serde_json::{json, Value};
 
-const ISSUER: &str = "https://idp.test/application/o/dezky/";
-const AUDIENCE: &str = "dezky-api";
-const ADMINS: &str = "dezky-platform-admins";
-const APEX: &str = "dezky.eu";
+use dezky_tests::graphql_rig::{code, GraphqlApi};
 
-/// A running API on a loopback port, with its own identity provider's JWKS.
-struct Api {
-    url: String,
-    key: DevKey,
-    ledger: Ledger,
-    _stop: watch::Sender<bool>,
-    _db: TestDb,
-    _dir: tempfile::TempDir,
-}
+/// The API with this suite's helpers.
+struct Api(GraphqlApi);
 
-async fn serve_jwks(jwks: Value) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    let app = axum::Router::new().route(
-        "/jwks",
-        axum::routing::get(move || {
-            let jwks = jwks.clone();
-            async move { axum::Json(jwks) }
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    address
+impl std::ops::Deref for Api {
+    type Target = GraphqlApi;
+
+    fn deref(&self) -> &GraphqlApi {
+        &self.0
+    }
 }
 
 async fn start(backend: Backend) -> Api {
-    let db = TestDb::create(backend).await.expect("db");
-    let ledger = db.open().await.expect("ledger");
-    let dir = tempfile::tempdir().expect("dir");
-    let key = DevKey::load_or_create(&dir.path().join("idp.key")).expect("idp key");
-    let idp = serve_jwks(key.jwks()).await;
-    let mut config = OidcConfig::new(ISSUER, AUDIENCE);
-    config.jwks_url = Some(format!("http://{idp}/jwks"));
-    let verifier = OidcVerifier::new(config, reqwest::Client::new()).expect("verifier");
-    let tokens = TokenCheck::new(verifier, ADMINS.into(), "dezky_partner_id".into());
-    let (stop, shutdown) = watch::channel(false);
-    let processors = dezky_api::processors::start(&ledger, &shutdown)
-        .await
-        .expect("processors");
-    let mut context = ApiContext::new(ledger.clone(), processors.positions());
-    context.platform_domain = APEX.into();
-    let schema = build_schema(context);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, routes(schema, tokens)).await });
-    Api {
-        url: format!("http://{address}/graphql"),
-        key,
-        ledger,
-        _stop: stop,
-        _db: db,
-        _dir: dir,
-    }
-}
-
-fn claims(subject: &str, email: &str) -> Map<String, Value> {
-    let now = chrono::Utc::now().timestamp();
-    let mut claims = Map::new();
-    claims.insert("iss".into(), ISSUER.into());
-    claims.insert("aud".into(), AUDIENCE.into());
-    claims.insert("sub".into(), subject.into());
-    claims.insert("email".into(), email.into());
-    claims.insert("iat".into(), now.into());
-    claims.insert("exp".into(), (now + 600).into());
-    claims
+    Api(GraphqlApi::start(backend).await)
 }
 
 impl Api {
-    fn token(&self, claims: &Map<String, Value>) -> String {
-        let header = json!({"alg": "ES256", "typ": "JWT", "kid": "dezky-dev-1"});
-        self.key.sign(&header, claims).expect("sign")
-    }
-
-    fn operator(&self) -> String {
-        let mut c = claims("op-1", "operator@dezky.eu");
-        c.insert("groups".into(), json!([ADMINS]));
-        self.token(&c)
-    }
-
-    fn partner(&self, partner: &str) -> String {
-        let mut c = claims(&format!("staff-{partner}"), &format!("staff@{partner}.eu"));
-        c.insert("dezky_partner_id".into(), partner.into());
-        self.token(&c)
-    }
-
-    fn user(&self, email: &str) -> String {
-        self.token(&claims(&format!("sub-{email}"), email))
-    }
-
-    async fn post(&self, token: &str, query: &str, variables: Value) -> Value {
-        reqwest::Client::new()
-            .post(&self.url)
-            .bearer_auth(token)
-            .json(&json!({"query": query, "variables": variables}))
-            .send()
-            .await
-            .expect("http")
-            .json()
-            .await
-            .expect("json")
-    }
-
     /// Creates a workspace (as an operator) and returns its id and its members.
     async fn create(&self, slug: &str, admin: &str, partner: Option<&str>) -> (String, Value) {
         let response = self
-            .post(
+            .post_as(
                 &self.operator(),
                 "mutation($input: CreateTenantInput!) { createTenant(input: $input) { id members { id email } } }",
                 json!({"input": {"organization": format!("{slug} GmbH"), "slug": slug,
@@ -165,10 +67,6 @@ impl Api {
             .await
             .expect("platform command");
     }
-}
-
-fn code(response: &Value) -> Option<&str> {
-    response["errors"][0]["extensions"]["code"].as_str()
 }
 
 fn system_for(tenant: &str) -> DomainContext {
@@ -209,7 +107,8 @@ const REMOVE: &str = "mutation($t: ID!, $n: String!) { removeDomain(tenantId: $t
 const LIST: &str = "query($t: ID!) { tenant(id: $t) { domainsNeedingAttention domains { name status dmarcPolicy records { purpose outcome found } } } }";
 
 async fn add(api: &Api, token: &str, tenant: &str, name: &str) -> Value {
-    api.post(token, ADD, json!({"t": tenant, "n": name})).await
+    api.post_as(token, ADD, json!({"t": tenant, "n": name}))
+        .await
 }
 
 async fn domains_are_added_listed_with_their_records_and_managed_by_admins(backend: Backend) {
@@ -225,7 +124,7 @@ async fn domains_are_added_listed_with_their_records_and_managed_by_admins(backe
     );
     // Nothing to check before the mail server holds the domain.
     let early = api
-        .post(&admin, RECHECK, json!({"t": t, "n": "acme.eu"}))
+        .post_as(&admin, RECHECK, json!({"t": t, "n": "acme.eu"}))
         .await;
     assert_eq!(code(&early), Some("DOMAIN_NOT_PROVISIONED"), "{early}");
 
@@ -267,7 +166,7 @@ async fn domains_are_added_listed_with_their_records_and_managed_by_admins(backe
     .await;
     // A recheck answers after the read models have folded everything so far.
     let rechecked = api
-        .post(&admin, RECHECK, json!({"t": t, "n": "ACME.eu"}))
+        .post_as(&admin, RECHECK, json!({"t": t, "n": "ACME.eu"}))
         .await;
     let domain = &rechecked["data"]["recheckDomain"];
     assert_eq!(domain["status"], "NEEDS_ATTENTION", "{rechecked}");
@@ -289,7 +188,7 @@ async fn domains_are_added_listed_with_their_records_and_managed_by_admins(backe
     );
 
     let dmarc = api
-        .post(
+        .post_as(
             &admin,
             DMARC,
             json!({"t": t, "n": "acme.eu", "p": "QUARANTINE"}),
@@ -306,7 +205,7 @@ async fn domains_are_added_listed_with_their_records_and_managed_by_admins(backe
 
     // A plain member reads the domains and the count, and changes nothing.
     let added = api
-        .post(
+        .post_as(
             &admin,
             "mutation($t: ID!) { addMember(input: {tenantId: $t, email: \"bob@acme.eu\", displayName: \"Bob\", role: MEMBER}) { id } }",
             json!({"t": t}),
@@ -314,7 +213,7 @@ async fn domains_are_added_listed_with_their_records_and_managed_by_admins(backe
         .await;
     assert_eq!(added["errors"], Value::Null, "{added}");
     let member = api.user("bob@acme.eu");
-    let listed = api.post(&member, LIST, json!({"t": t})).await;
+    let listed = api.post_as(&member, LIST, json!({"t": t})).await;
     assert_eq!(
         listed["data"]["tenant"],
         json!({"domainsNeedingAttention": 1, "domains": [
@@ -337,16 +236,16 @@ async fn domains_are_added_listed_with_their_records_and_managed_by_admins(backe
         ),
         ("removeDomain", REMOVE, json!({"t": t, "n": "acme-mail.eu"})),
     ] {
-        let refused = api.post(&member, query, variables).await;
+        let refused = api.post_as(&member, query, variables).await;
         assert_eq!(code(&refused), Some("FORBIDDEN"), "{what}: {refused}");
     }
 
     // The platform-wide count is the operators'.
     let platform = "{ domainsNeedingAttention }";
-    let counted = api.post(&api.operator(), platform, json!({})).await;
+    let counted = api.post_as(&api.operator(), platform, json!({})).await;
     assert_eq!(counted["data"]["domainsNeedingAttention"], 1, "{counted}");
     for token in [admin, member, api.partner("p-acme")] {
-        let refused = api.post(&token, platform, json!({})).await;
+        let refused = api.post_as(&token, platform, json!({})).await;
         assert_eq!(code(&refused), Some("FORBIDDEN"), "{refused}");
     }
 }
@@ -367,7 +266,7 @@ async fn the_apex_is_the_platform_tenants_and_names_under_it_nobodys(backend: Ba
     let (acme, _) = api.create("acme", "ada@acme.eu", None).await;
     let (platform, _) = api.create("dezky-ops", "root@dezky.eu", None).await;
     let set = api
-        .post(
+        .post_as(
             &operator,
             "mutation($t: ID!) { setPlatformTenant(tenantId: $t) { isPlatformTenant } }",
             json!({"t": platform}),
@@ -437,16 +336,16 @@ async fn a_domain_of_another_workspace_is_taken_and_otherwise_unknown(backend: B
         ),
         ("removeDomain", REMOVE, json!({"t": b, "n": "alpha.eu"})),
     ] {
-        let refused = api.post(&b_admin, query, variables).await;
+        let refused = api.post_as(&b_admin, query, variables).await;
         assert_eq!(code(&refused), Some("NOT_FOUND"), "{what}: {refused}");
     }
-    let listed = api.post(&a_admin, LIST, json!({"t": a})).await;
+    let listed = api.post_as(&a_admin, LIST, json!({"t": a})).await;
     assert_eq!(
         listed["data"]["tenant"]["domains"][0]["dmarcPolicy"], "NONE",
         "{listed}"
     );
     let unknown = api
-        .post(&a_admin, RECHECK, json!({"t": a, "n": "never-added.eu"}))
+        .post_as(&a_admin, RECHECK, json!({"t": a, "n": "never-added.eu"}))
         .await;
     assert_eq!(code(&unknown), Some("NOT_FOUND"), "{unknown}");
 }
@@ -496,7 +395,7 @@ async fn two_workspaces_adding_one_domain_at_once_yield_one_owner(backend: Backe
         } else {
             (&b_admin, &a, &a_admin)
         };
-        let theirs = api.post(winner_token, LIST, json!({"t": winner})).await;
+        let theirs = api.post_as(winner_token, LIST, json!({"t": winner})).await;
         assert!(
             theirs["data"]["tenant"]["domains"]
                 .as_array()
@@ -506,7 +405,7 @@ async fn two_workspaces_adding_one_domain_at_once_yield_one_owner(backend: Backe
             "{theirs}"
         );
         let mine = api
-            .post(loser_token, LIST, json!({"t": loser_tenant}))
+            .post_as(loser_token, LIST, json!({"t": loser_tenant}))
             .await;
         assert!(
             !mine["data"]["tenant"]["domains"]
@@ -537,7 +436,7 @@ async fn a_domain_in_use_by_a_member_is_not_removed_until_the_member_is_gone(bac
     let added = add(&api, &admin, &t, "acme.eu").await;
     assert_eq!(added["errors"], Value::Null, "{added}");
     let bob = api
-        .post(
+        .post_as(
             &admin,
             "mutation($t: ID!) { addMember(input: {tenantId: $t, email: \"Bob@ACME.eu\", displayName: \"Bob\", role: MEMBER}) { members { id email } } }",
             json!({"t": t}),
@@ -555,7 +454,7 @@ async fn a_domain_in_use_by_a_member_is_not_removed_until_the_member_is_gone(bac
         .unwrap_or_else(|| panic!("bob in {bob}"))["id"]
         .clone();
     let refused = api
-        .post(&admin, REMOVE, json!({"t": t, "n": "acme.eu"}))
+        .post_as(&admin, REMOVE, json!({"t": t, "n": "acme.eu"}))
         .await;
     assert_eq!(code(&refused), Some("DOMAIN_IN_USE"), "{refused}");
     assert_eq!(
@@ -564,7 +463,7 @@ async fn a_domain_in_use_by_a_member_is_not_removed_until_the_member_is_gone(bac
         "{refused}"
     );
     let removed = api
-        .post(
+        .post_as(
             &admin,
             "mutation($t: ID!, $m: ID!) { removeMember(tenantId: $t, memberId: $m) { id } }",
             json!({"t": t, "m": bob_id}),
@@ -572,7 +471,7 @@ async fn a_domain_in_use_by_a_member_is_not_removed_until_the_member_is_gone(bac
         .await;
     assert_eq!(removed["errors"], Value::Null, "{removed}");
     let gone = api
-        .post(&admin, REMOVE, json!({"t": t, "n": "acme.eu"}))
+        .post_as(&admin, REMOVE, json!({"t": t, "n": "acme.eu"}))
         .await;
     assert_eq!(
         gone["data"]["removeDomain"],
@@ -604,7 +503,7 @@ async fn nobody_outside_a_workspace_reads_or_changes_its_domains(backend: Backen
     let added = add(&api, &a_admin, &a, "alpha.eu").await;
     assert_eq!(added["errors"], Value::Null, "{added}");
     let member = api
-        .post(
+        .post_as(
             &api.user("admin@bravo.eu"),
             "mutation($t: ID!) { addMember(input: {tenantId: $t, email: \"member@bravo.eu\", displayName: \"M\", role: MEMBER}) { id } }",
             json!({"t": b}),
@@ -646,7 +545,7 @@ async fn nobody_outside_a_workspace_reads_or_changes_its_domains(backend: Backen
     ];
     for (who, token) in &outsiders {
         for (what, query) in attempts {
-            let response = api.post(token, query, json!({"t": a})).await;
+            let response = api.post_as(token, query, json!({"t": a})).await;
             assert_eq!(
                 code(&response),
                 Some("FORBIDDEN"),
@@ -663,7 +562,7 @@ async fn nobody_outside_a_workspace_reads_or_changes_its_domains(backend: Backen
         }
     }
     // Nothing changed: A's domain is still there, as it was.
-    let listed = api.post(&a_admin, LIST, json!({"t": a})).await;
+    let listed = api.post_as(&a_admin, LIST, json!({"t": a})).await;
     assert_eq!(
         listed["data"]["tenant"]["domains"],
         json!([{"name": "alpha.eu", "status": "PROVISIONING", "dmarcPolicy": "NONE", "records": []}]),

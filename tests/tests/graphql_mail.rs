@@ -3,128 +3,32 @@
 //! refused while an alias or a list uses it, and nobody outside a workspace reading or
 //! changing its addresses.
 
-use std::net::SocketAddr;
+use dezky_tests::Backend;
+use serde_json::{json, Value};
 
-use dezky_adapters::oidc::{OidcConfig, OidcVerifier};
-use dezky_api::dev::DevKey;
-use dezky_api::graphql::{build_schema, routes, ApiContext, TokenCheck};
-use dezky_tests::{Backend, TestDb};
-use serde_json::{json, Map, Value};
-use tokio::sync::watch;
+use dezky_tests::graphql_rig::{code, GraphqlApi};
 
-const ISSUER: &str = "https://idp.test/application/o/dezky/";
-const AUDIENCE: &str = "dezky-api";
-const ADMINS: &str = "dezky-platform-admins";
-const APEX: &str = "dezky.eu";
+/// The API with this suite's helpers.
+struct Api(GraphqlApi);
 
-/// A running API on a loopback port, with its own identity provider's JWKS.
-struct Api {
-    url: String,
-    key: DevKey,
-    _stop: watch::Sender<bool>,
-    _db: TestDb,
-    _dir: tempfile::TempDir,
-}
+impl std::ops::Deref for Api {
+    type Target = GraphqlApi;
 
-async fn serve_jwks(jwks: Value) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    let app = axum::Router::new().route(
-        "/jwks",
-        axum::routing::get(move || {
-            let jwks = jwks.clone();
-            async move { axum::Json(jwks) }
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    address
+    fn deref(&self) -> &GraphqlApi {
+        &self.0
+    }
 }
 
 async fn start(backend: Backend) -> Api {
-    let db = TestDb::create(backend).await.expect("db");
-    let ledger = db.open().await.expect("ledger");
-    let dir = tempfile::tempdir().expect("dir");
-    let key = DevKey::load_or_create(&dir.path().join("idp.key")).expect("idp key");
-    let idp = serve_jwks(key.jwks()).await;
-    let mut config = OidcConfig::new(ISSUER, AUDIENCE);
-    config.jwks_url = Some(format!("http://{idp}/jwks"));
-    let verifier = OidcVerifier::new(config, reqwest::Client::new()).expect("verifier");
-    let tokens = TokenCheck::new(verifier, ADMINS.into(), "dezky_partner_id".into());
-    let (stop, shutdown) = watch::channel(false);
-    let processors = dezky_api::processors::start(&ledger, &shutdown)
-        .await
-        .expect("processors");
-    let mut context = ApiContext::new(ledger, processors.positions());
-    context.platform_domain = APEX.into();
-    let schema = build_schema(context);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, routes(schema, tokens)).await });
-    Api {
-        url: format!("http://{address}/graphql"),
-        key,
-        _stop: stop,
-        _db: db,
-        _dir: dir,
-    }
-}
-
-fn claims(subject: &str, email: &str) -> Map<String, Value> {
-    let now = chrono::Utc::now().timestamp();
-    let mut claims = Map::new();
-    claims.insert("iss".into(), ISSUER.into());
-    claims.insert("aud".into(), AUDIENCE.into());
-    claims.insert("sub".into(), subject.into());
-    claims.insert("email".into(), email.into());
-    claims.insert("iat".into(), now.into());
-    claims.insert("exp".into(), (now + 600).into());
-    claims
+    Api(GraphqlApi::start(backend).await)
 }
 
 impl Api {
-    fn token(&self, claims: &Map<String, Value>) -> String {
-        let header = json!({"alg": "ES256", "typ": "JWT", "kid": "dezky-dev-1"});
-        self.key.sign(&header, claims).expect("sign")
-    }
-
-    fn operator(&self) -> String {
-        let mut c = claims("op-1", "operator@dezky.eu");
-        c.insert("groups".into(), json!([ADMINS]));
-        self.token(&c)
-    }
-
-    fn partner(&self, partner: &str) -> String {
-        let mut c = claims(&format!("staff-{partner}"), &format!("staff@{partner}.eu"));
-        c.insert("dezky_partner_id".into(), partner.into());
-        self.token(&c)
-    }
-
-    fn user(&self, email: &str) -> String {
-        self.token(&claims(&format!("sub-{email}"), email))
-    }
-
-    async fn post(&self, token: &str, query: &str, variables: Value) -> Value {
-        reqwest::Client::new()
-            .post(&self.url)
-            .bearer_auth(token)
-            .json(&json!({"query": query, "variables": variables}))
-            .send()
-            .await
-            .expect("http")
-            .json()
-            .await
-            .expect("json")
-    }
-
     /// Creates a workspace (as an operator) whose owner signs in with an outside address (so
     /// has no mailbox), and returns its id and the owner's member id.
     async fn create(&self, slug: &str, owner: &str, partner: Option<&str>) -> (String, String) {
         let response = self
-            .post(
+            .post_as(
                 &self.operator(),
                 "mutation($input: CreateTenantInput!) { createTenant(input: $input) { id members { id } } }",
                 json!({"input": {"organization": format!("{slug} GmbH"), "slug": slug,
@@ -146,7 +50,7 @@ impl Api {
     /// Adds a member with a mailbox at `email` and returns their id.
     async fn add_member(&self, token: &str, tenant: &str, email: &str) -> String {
         let response = self
-            .post(
+            .post_as(
                 token,
                 "mutation($t: ID!, $e: String!) { addMember(input: {tenantId: $t, email: $e, displayName: \"M\", role: MEMBER}) { members { id email } } }",
                 json!({"t": tenant, "e": email}),
@@ -165,7 +69,7 @@ impl Api {
 
     async fn add_domain(&self, token: &str, tenant: &str, name: &str) {
         let response = self
-            .post(
+            .post_as(
                 token,
                 "mutation($t: ID!, $n: String!) { addDomain(tenantId: $t, name: $n) { name } }",
                 json!({"t": tenant, "n": name}),
@@ -173,10 +77,6 @@ impl Api {
             .await;
         assert_eq!(response["errors"], Value::Null, "{response}");
     }
-}
-
-fn code(response: &Value) -> Option<&str> {
-    response["errors"][0]["extensions"]["code"].as_str()
 }
 
 const ADD_ALIAS: &str = "mutation($t: ID!, $m: ID!, $a: String!) { addAlias(tenantId: $t, memberId: $m, alias: $a) { alias mailboxAddress memberId } }";
@@ -189,7 +89,7 @@ const REMOVE_DOMAIN: &str =
 const LIST: &str = "query($t: ID!) { tenant(id: $t) { aliases { alias mailboxAddress memberId } mailingLists { id address displayName recipients } } }";
 
 async fn add_alias(api: &Api, token: &str, tenant: &str, member: &str, alias: &str) -> Value {
-    api.post(
+    api.post_as(
         token,
         ADD_ALIAS,
         json!({"t": tenant, "m": member, "a": alias}),
@@ -204,7 +104,7 @@ async fn create_list(
     address: &str,
     recipients: Value,
 ) -> Value {
-    api.post(
+    api.post_as(
         token,
         CREATE_LIST,
         json!({"t": tenant, "a": address, "n": "The Team", "r": recipients}),
@@ -309,7 +209,7 @@ async fn aliases_are_added_on_the_workspaces_domains_and_removed_by_admins(backe
 
     // Bob, a plain member, reads the aliases and changes none.
     let bob_token = api.user("bob@acme.dezky.eu");
-    let listed = api.post(&bob_token, LIST, json!({"t": t})).await;
+    let listed = api.post_as(&bob_token, LIST, json!({"t": t})).await;
     let aliases = listed["data"]["tenant"]["aliases"]
         .as_array()
         .unwrap_or_else(|| panic!("{listed}"));
@@ -322,7 +222,7 @@ async fn aliases_are_added_on_the_workspaces_domains_and_removed_by_admins(backe
     let refused = add_alias(&api, &bob_token, &t, &bob, "mine@acme.eu").await;
     assert_eq!(code(&refused), Some("FORBIDDEN"), "{refused}");
     let refused = api
-        .post(
+        .post_as(
             &bob_token,
             REMOVE_ALIAS,
             json!({"t": t, "m": bob, "a": "sales@acme.dezky.eu"}),
@@ -332,7 +232,7 @@ async fn aliases_are_added_on_the_workspaces_domains_and_removed_by_admins(backe
 
     // Removal answers with the workspace as it now reads; an alias Bob does not have is unknown.
     let removed = api
-        .post(
+        .post_as(
             &admin,
             REMOVE_ALIAS,
             json!({"t": t, "m": bob, "a": "SALES@acme.dezky.eu"}),
@@ -351,7 +251,7 @@ async fn aliases_are_added_on_the_workspaces_domains_and_removed_by_admins(backe
         (carol.as_str(), "info@acme.eu"),
     ] {
         let unknown = api
-            .post(
+            .post_as(
                 &admin,
                 REMOVE_ALIAS,
                 json!({"t": t, "m": member, "a": alias}),
@@ -367,7 +267,7 @@ async fn aliases_are_added_on_the_workspaces_domains_and_removed_by_admins(backe
     );
     // A removed member's aliases go with them.
     let removed = api
-        .post(
+        .post_as(
             &admin,
             "mutation($t: ID!, $m: ID!) { removeMember(tenantId: $t, memberId: $m) { aliases { alias memberId } } }",
             json!({"t": t, "m": bob}),
@@ -475,7 +375,7 @@ async fn distribution_lists_are_created_readdressed_and_deleted_by_admins(backen
         assert_eq!(code(&refused), Some(expected), "{what}: {refused}");
     }
     let blank = api
-        .post(
+        .post_as(
             &admin,
             CREATE_LIST,
             json!({"t": t, "a": "all@acme.dezky.eu", "n": "  ", "r": ["bob@acme.dezky.eu"]}),
@@ -487,7 +387,7 @@ async fn distribution_lists_are_created_readdressed_and_deleted_by_admins(backen
     assert_eq!(code(&refused), Some("ADDRESS_IN_USE"), "{refused}");
 
     let set = api
-        .post(
+        .post_as(
             &admin,
             SET_RECIPIENTS,
             json!({"t": t, "l": list_id, "r": ["Outside@elsewhere.eu", "bob@acme.dezky.eu"]}),
@@ -519,7 +419,7 @@ async fn distribution_lists_are_created_readdressed_and_deleted_by_admins(backen
         ),
     ] {
         let refused = api
-            .post(
+            .post_as(
                 &admin,
                 SET_RECIPIENTS,
                 json!({"t": t, "l": list, "r": recipients}),
@@ -530,7 +430,7 @@ async fn distribution_lists_are_created_readdressed_and_deleted_by_admins(backen
 
     // Bob reads the lists and changes none.
     let bob_token = api.user("bob@acme.dezky.eu");
-    let listed = api.post(&bob_token, LIST, json!({"t": t})).await;
+    let listed = api.post_as(&bob_token, LIST, json!({"t": t})).await;
     assert_eq!(
         listed["data"]["tenant"]["mailingLists"],
         json!([{"id": list_id, "address": "team@acme.dezky.eu", "displayName": "The Team",
@@ -554,12 +454,12 @@ async fn distribution_lists_are_created_readdressed_and_deleted_by_admins(backen
             json!({"t": t, "l": list_id}),
         ),
     ] {
-        let refused = api.post(&bob_token, query, variables).await;
+        let refused = api.post_as(&bob_token, query, variables).await;
         assert_eq!(code(&refused), Some("FORBIDDEN"), "{what}: {refused}");
     }
 
     let deleted = api
-        .post(&admin, DELETE_LIST, json!({"t": t, "l": list_id}))
+        .post_as(&admin, DELETE_LIST, json!({"t": t, "l": list_id}))
         .await;
     assert_eq!(
         deleted["data"]["deleteMailingList"],
@@ -567,7 +467,7 @@ async fn distribution_lists_are_created_readdressed_and_deleted_by_admins(backen
         "{deleted}"
     );
     let again = api
-        .post(&admin, DELETE_LIST, json!({"t": t, "l": list_id}))
+        .post_as(&admin, DELETE_LIST, json!({"t": t, "l": list_id}))
         .await;
     assert_eq!(code(&again), Some("NOT_FOUND"), "{again}");
     // Deleted, its address is free again.
@@ -608,7 +508,7 @@ async fn a_domain_is_not_removed_while_an_alias_or_a_list_uses_it(backend: Backe
     let usage = |refused: &Value| refused["errors"][0]["extensions"]["usage"].clone();
 
     let refused = api
-        .post(&admin, REMOVE_DOMAIN, json!({"t": t, "n": "acme.eu"}))
+        .post_as(&admin, REMOVE_DOMAIN, json!({"t": t, "n": "acme.eu"}))
         .await;
     assert_eq!(code(&refused), Some("DOMAIN_IN_USE"), "{refused}");
     assert_eq!(
@@ -626,7 +526,7 @@ async fn a_domain_is_not_removed_while_an_alias_or_a_list_uses_it(backend: Backe
     .await;
     let list_id = created["data"]["createMailingList"]["id"].clone();
     let refused = api
-        .post(&admin, REMOVE_DOMAIN, json!({"t": t, "n": "ACME.eu."}))
+        .post_as(&admin, REMOVE_DOMAIN, json!({"t": t, "n": "ACME.eu."}))
         .await;
     assert_eq!(
         usage(&refused),
@@ -634,7 +534,7 @@ async fn a_domain_is_not_removed_while_an_alias_or_a_list_uses_it(backend: Backe
         "{refused}"
     );
     let removed = api
-        .post(
+        .post_as(
             &admin,
             REMOVE_ALIAS,
             json!({"t": t, "m": bob, "a": "info@acme.eu"}),
@@ -642,7 +542,7 @@ async fn a_domain_is_not_removed_while_an_alias_or_a_list_uses_it(backend: Backe
         .await;
     assert_eq!(removed["errors"], Value::Null, "{removed}");
     let refused = api
-        .post(&admin, REMOVE_DOMAIN, json!({"t": t, "n": "acme.eu"}))
+        .post_as(&admin, REMOVE_DOMAIN, json!({"t": t, "n": "acme.eu"}))
         .await;
     assert_eq!(
         usage(&refused),
@@ -650,11 +550,11 @@ async fn a_domain_is_not_removed_while_an_alias_or_a_list_uses_it(backend: Backe
         "{refused}"
     );
     let deleted = api
-        .post(&admin, DELETE_LIST, json!({"t": t, "l": list_id}))
+        .post_as(&admin, DELETE_LIST, json!({"t": t, "l": list_id}))
         .await;
     assert_eq!(deleted["errors"], Value::Null, "{deleted}");
     let gone = api
-        .post(&admin, REMOVE_DOMAIN, json!({"t": t, "n": "acme.eu"}))
+        .post_as(&admin, REMOVE_DOMAIN, json!({"t": t, "n": "acme.eu"}))
         .await;
     assert_eq!(
         gone["data"]["removeDomain"],
@@ -701,7 +601,7 @@ async fn nobody_outside_a_workspace_reads_or_changes_its_addresses(backend: Back
     )
     .await;
     let a_list = created["data"]["createMailingList"]["id"].clone();
-    let before = api.post(&a_admin, LIST, json!({"t": a})).await;
+    let before = api.post_as(&a_admin, LIST, json!({"t": a})).await;
     assert_eq!(before["errors"], Value::Null, "{before}");
 
     let outsiders = [
@@ -725,7 +625,7 @@ async fn nobody_outside_a_workspace_reads_or_changes_its_addresses(backend: Back
     for (who, token) in &outsiders {
         for (what, query) in attempts {
             let response = api
-                .post(token, query, json!({"t": a, "m": a_bob, "l": a_list}))
+                .post_as(token, query, json!({"t": a, "m": a_bob, "l": a_list}))
                 .await;
             assert_eq!(
                 code(&response),
@@ -757,7 +657,7 @@ async fn nobody_outside_a_workspace_reads_or_changes_its_addresses(backend: Back
             json!({"t": b, "l": a_list}),
         ),
     ] {
-        let refused = api.post(&b_admin, query, variables).await;
+        let refused = api.post_as(&b_admin, query, variables).await;
         assert_eq!(code(&refused), Some("NOT_FOUND"), "{what}: {refused}");
     }
     let foreign_domain =
@@ -768,7 +668,7 @@ async fn nobody_outside_a_workspace_reads_or_changes_its_addresses(backend: Back
         "{foreign_domain}"
     );
     // Nothing changed in A.
-    let after = api.post(&a_admin, LIST, json!({"t": a})).await;
+    let after = api.post_as(&a_admin, LIST, json!({"t": a})).await;
     assert_eq!(after, before);
 }
 
