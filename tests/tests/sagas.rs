@@ -680,3 +680,119 @@ async fn a_domain_needing_attention_is_rechecked_on_schedule_until_verified() {
     );
     platform.stop().await;
 }
+
+/// The issue's promise end to end: a workspace admin adds a domain through GraphQL; the saga
+/// provisions it in Stalwart; GraphQL shows the records to publish with what DNS answered; once
+/// they are published a recheck (also through GraphQL) verifies them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_domain_added_in_graphql_is_provisioned_shown_and_verified() {
+    use dezky_tests::graphql_rig::GraphqlApi;
+    use serde_json::{json, Value};
+    let api = GraphqlApi::start(Backend::Sqlite).await;
+    let fake = StalwartFake::builder()
+        .dkim_after_polls(Some(0))
+        .start()
+        .await
+        .expect("fake");
+    let empty = DnsServer::builder().zone("acme.eu").start();
+    let port = empty.addr().port();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let dns = dezky_adapters::dns::DnsVerifier::new(Some(empty.addr())).expect("resolver");
+    let sagas = dezky_api::sagas::start(
+        &api.ledger,
+        stalwart(&fake.base_url),
+        dns,
+        &dezky_commands::saga::SagaConfig::new(dezky_tests::graphql_rig::APEX),
+        "test".into(),
+        &shutdown,
+    )
+    .await
+    .expect("sagas");
+
+    let operator = api.operator();
+    let created = api
+        .post_as(
+            &operator,
+            "mutation($input: CreateTenantInput!) { createTenant(input: $input) { id } }",
+            json!({"input": {"organization": "Acme GmbH", "slug": "acme", "plan": "standard",
+                "seats": 5, "firstAdmin": {"email": "ada@outside.example", "displayName": "Ada"}}}),
+        )
+        .await;
+    let tenant = created["data"]["createTenant"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_owned();
+    let admin = api.user("ada@outside.example");
+    let added = api
+        .post_as(
+            &admin,
+            "mutation($t: ID!) { addDomain(tenantId: $t, name: \"acme.eu\") { name status } }",
+            json!({"t": tenant}),
+        )
+        .await;
+    assert_eq!(
+        added["data"]["addDomain"],
+        json!({"name": "acme.eu", "status": "PROVISIONING"}),
+        "{added}"
+    );
+    let query = "query($t: ID!) { tenant(id: $t) { domainsNeedingAttention domains { name status \
+                 records { purpose name type value optional outcome found } } } }";
+    let mut shown = Value::Null;
+    for _ in 0..600 {
+        shown = api.post_as(&admin, query, json!({"t": tenant})).await;
+        if shown["data"]["tenant"]["domains"][0]["status"] == "NEEDS_ATTENTION" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let domain = &shown["data"]["tenant"]["domains"][0];
+    assert_eq!(domain["status"], "NEEDS_ATTENTION", "{shown}");
+    assert_eq!(shown["data"]["tenant"]["domainsNeedingAttention"], 1);
+    let records = domain["records"].as_array().expect("records");
+    for purpose in ["MX", "SPF", "DKIM", "DMARC", "OWNERSHIP"] {
+        let record = records
+            .iter()
+            .find(|r| r["purpose"] == purpose)
+            .unwrap_or_else(|| panic!("no {purpose} record in {shown}"));
+        assert_eq!(record["outcome"], "MISSING", "{record}");
+    }
+    assert_eq!(
+        domain_names(&fake),
+        vec!["acme.dezky.eu".to_owned(), "acme.eu".to_owned()]
+    );
+
+    // The admin publishes what the portal shows, and asks for a recheck.
+    let expected = domain_state(&api.ledger, "acme.eu").await.expected;
+    drop(empty);
+    let _published = publish(DnsServer::builder().zone("acme.eu").port(port), &expected).start();
+    let recheck = api
+        .post_as(
+            &admin,
+            "mutation($t: ID!) { recheckDomain(tenantId: $t, name: \"acme.eu\") { name } }",
+            json!({"t": tenant}),
+        )
+        .await;
+    assert_eq!(recheck["errors"], Value::Null, "{recheck}");
+    for _ in 0..600 {
+        shown = api.post_as(&admin, query, json!({"t": tenant})).await;
+        if shown["data"]["tenant"]["domains"][0]["status"] == "VERIFIED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let domain = &shown["data"]["tenant"]["domains"][0];
+    assert_eq!(domain["status"], "VERIFIED", "{shown}");
+    assert_eq!(shown["data"]["tenant"]["domainsNeedingAttention"], 0);
+    assert!(
+        domain["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .all(|r| r["outcome"] == "OK"),
+        "{shown}"
+    );
+    let _ = stop.send(true);
+    for handle in sagas.handles {
+        let _ = handle.await;
+    }
+}
