@@ -3,6 +3,7 @@
 //! same transaction as its rows.
 
 pub mod audit;
+pub mod bookings;
 pub mod builds;
 pub mod domains;
 pub mod effects;
