@@ -23,8 +23,9 @@ pub struct SagaEffects {
 impl SagaEffects {
     /// The projection's name.
     pub const NAME: &'static str = "saga_effects";
-    /// The schema version of this code's fold and tables.
-    pub const VERSION: u32 = 1;
+    /// The schema version of this code's fold and tables (2: each effect's subject, so the
+    /// effects on one external object run one after another).
+    pub const VERSION: u32 = 2;
 
     /// The current version.
     pub fn new() -> Self {
@@ -51,6 +52,19 @@ impl Default for SagaEffects {
 
 fn table_of(build: u32) -> String {
     format!("rm_{}_v{build}", SagaEffects::NAME)
+}
+
+/// The external object an effect's request acts on, with its system (`stalwart:acme.eu`, a
+/// mailbox or list address), or `""` for one that names none. Effects on one subject run in the order their
+/// triggers happened ([`due_effects`]), so a retried older change never lands after a newer
+/// one: a list's earlier recipients over its later ones, a domain's creation before the
+/// deletion of the same name that preceded it.
+pub fn subject_of(system: &str, request: &Value) -> String {
+    ["name", "address", "domain"]
+        .iter()
+        .find_map(|field| request.get(*field).and_then(Value::as_str))
+        .map(|subject| format!("{system}:{}", subject.to_ascii_lowercase()))
+        .unwrap_or_default()
 }
 
 /// The stored name of a status.
@@ -114,9 +128,13 @@ impl Projection for SagaEffects {
                  attempt_budget BIGINT NOT NULL, \
                  retry_at TEXT, \
                  last_error TEXT, \
-                 updated_at TEXT NOT NULL)"
+                 updated_at TEXT NOT NULL, \
+                 subject TEXT NOT NULL DEFAULT '')"
             ),
             format!("CREATE INDEX IF NOT EXISTS {table}_by_status ON {table} (status, effect_key)"),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {table}_by_subject ON {table} (subject, trigger_position)"
+            ),
         ]
     }
 
@@ -138,26 +156,30 @@ impl Projection for SagaEffects {
             let at = Arg::Text(event.recorded_at.clone());
             let status = |s: EffectStatus| Arg::Text(effect_status_name(s).to_owned());
             let (sql, args): (String, Vec<Arg>) = match decode::<EffectEvent>(event)? {
-                EffectEvent::EffectIntended { intent, .. } => (
-                    format!(
-                        "INSERT INTO {table} (effect_key, saga, step, system, tenant_id, \
+                EffectEvent::EffectIntended { intent, .. } => {
+                    let subject = subject_of(&intent.system, &intent.request);
+                    (
+                        format!(
+                            "INSERT INTO {table} (effect_key, saga, step, system, tenant_id, \
                          trigger_position, status, attempts, attempt_budget, retry_at, \
-                         last_error, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, NULL, NULL, $9) \
+                         last_error, updated_at, subject) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, NULL, NULL, $9, $10) \
                          ON CONFLICT (effect_key) DO NOTHING"
-                    ),
-                    vec![
-                        key,
-                        Arg::Text(intent.saga),
-                        Arg::Text(intent.step),
-                        Arg::Text(intent.system),
-                        Arg::NullableText(intent.tenant_id),
-                        Arg::Int(i64::try_from(intent.trigger_position).unwrap_or(i64::MAX)),
-                        status(EffectStatus::Pending),
-                        Arg::Int(i64::from(intent.max_attempts)),
-                        at,
-                    ],
-                ),
+                        ),
+                        vec![
+                            key,
+                            Arg::Text(intent.saga),
+                            Arg::Text(intent.step),
+                            Arg::Text(intent.system),
+                            Arg::NullableText(intent.tenant_id),
+                            Arg::Int(i64::try_from(intent.trigger_position).unwrap_or(i64::MAX)),
+                            status(EffectStatus::Pending),
+                            Arg::Int(i64::from(intent.max_attempts)),
+                            at,
+                            Arg::Text(subject),
+                        ],
+                    )
+                }
                 EffectEvent::EffectAttempted { attempt, .. } => (
                     format!(
                         "UPDATE {table} SET status = $2, attempts = $3, retry_at = NULL, \
@@ -407,16 +429,26 @@ pub async fn list_effects(
 }
 
 /// Keys of effects the worker may need to drive at `now` (RFC 3339, as the ledger writes
-/// times): pending, unknown and in-flight ones, and retrying ones whose time has come. Oldest
-/// trigger first, so a backlog drains in the order it was caused.
+/// times): pending, unknown and in-flight ones, and retrying ones whose time has come — except
+/// an effect whose subject has an older effect still in progress (waiting for its retry, or
+/// with its outcome unknown), which waits for it. An older effect that gave up (dead-lettered,
+/// not configured) does not hold the subject: the newer change, which carries the whole
+/// intended state, goes ahead, and the old one runs only if an operator asks. Oldest trigger first, so a backlog drains in the
+/// order it was caused.
 pub async fn due_effects(db: &Db, now: &str, limit: usize) -> Result<Vec<String>, QueryError> {
     let build = crate::builds::live_build(db, SagaEffects::NAME, SagaEffects::VERSION).await?;
     let table = table_of(build);
-    let mut sql = Sql::new(format!("SELECT effect_key FROM {table} WHERE status IN ('pending', 'unknown', 'in_flight') OR (status = 'retrying' AND (retry_at IS NULL OR retry_at <= "));
+    let mut sql = Sql::new(format!(
+        "SELECT e.effect_key FROM {table} e WHERE (e.status IN ('pending', 'unknown', \
+         'in_flight') OR (e.status = 'retrying' AND (e.retry_at IS NULL OR e.retry_at <= "
+    ));
     let p = sql.arg(Arg::Text(now.to_owned()));
     // A retry without a time (an operator's) is due at once.
     sql.push(&format!(
-        "{p})) ORDER BY trigger_position, effect_key LIMIT {}",
+        "{p}))) AND NOT EXISTS (SELECT 1 FROM {table} o WHERE e.subject <> '' \
+         AND o.subject = e.subject AND o.trigger_position < e.trigger_position \
+         AND o.status IN ('pending', 'in_flight', 'retrying', 'unknown')) \
+         ORDER BY e.trigger_position, e.effect_key LIMIT {}",
         limit.min(10_000)
     ));
     #[derive(sqlx::FromRow)]

@@ -10,7 +10,7 @@ use dezky_commands::{Ledger, LedgerRepository};
 use dezky_domain::effects::{
     effect_upcasters, idempotency_key, Effect, EffectCommand, EffectIntent, EffectStatus,
 };
-use dezky_projections::effects::{list_effects, EffectFilter, EffectRow, SagaEffects};
+use dezky_projections::effects::{due_effects, list_effects, EffectFilter, EffectRow, SagaEffects};
 use dezky_projections::tenants::PageRequest;
 use dezky_projections::ProjectionRunner;
 use dezky_tests::{Backend, TestDb};
@@ -233,13 +233,14 @@ async fn every_effect_state_is_listed_and_an_operator_retry_reopens_a_dead_lette
     );
 
     // The read model is a pure fold: a rebuild equals it.
-    let rebuilt = ProjectionRunner::new(ledger.clone(), SagaEffects::with_version(2))
+    let rebuild = SagaEffects::VERSION + 1;
+    let rebuilt = ProjectionRunner::new(ledger.clone(), SagaEffects::with_version(rebuild))
         .await
         .expect("runner");
     rebuilt.catch_up().await.expect("rebuilt");
     let live = all(&ledger).await;
     // Serve the rebuilt build and read it through the same query.
-    dezky_projections::builds::switch_live(ledger.db(), SagaEffects::NAME, 2)
+    dezky_projections::builds::switch_live(ledger.db(), SagaEffects::NAME, rebuild)
         .await
         .expect("switch");
     assert_eq!(all(&ledger).await, live);
@@ -254,4 +255,107 @@ async fn every_effect_state_is_listed_and_an_operator_retry_reopens_a_dead_lette
 async fn every_effect_state_is_listed_and_an_operator_retry_reopens_a_dead_letter_on_postgres() {
     every_effect_state_is_listed_and_an_operator_retry_reopens_a_dead_letter(Backend::Postgres)
         .await;
+}
+
+/// Effects on one external object run in trigger order: a newer one waits while an older one
+/// on the same subject is still in progress (even when the older is only waiting for its
+/// retry time), effects on other subjects do not wait, and an older one that gave up
+/// (dead-lettered) no longer holds the subject.
+async fn effects_on_one_subject_run_in_trigger_order(backend: Backend) {
+    let db = TestDb::create(backend).await.expect("db");
+    let ledger = db.open().await.expect("ledger");
+    let cqrs = effects(&ledger);
+    let on = |step: &str, position: u64, address: &str| {
+        let key = idempotency_key("mailbox", step, position);
+        let intent = EffectIntent {
+            saga: "mailbox".into(),
+            step: step.into(),
+            system: "stalwart".into(),
+            tenant_id: Some("tenant-acme".into()),
+            trigger_position: position,
+            request: json!({"op": "ensure_list", "address": address, "recipients": []}),
+            max_attempts: 2,
+        };
+        (key, intent)
+    };
+    let mut keys = Vec::new();
+    for (step, position, address) in [
+        ("create-list", 10, "team@acme.eu"),
+        ("set-list-recipients", 20, "TEAM@acme.eu"),
+        ("create-list", 15, "sales@acme.eu"),
+    ] {
+        let (key, intent) = on(step, position, address);
+        run(
+            &cqrs,
+            &key,
+            EffectCommand::Intend {
+                intent,
+                at: AT.into(),
+            },
+        )
+        .await;
+        keys.push(key);
+    }
+    // The first change of team@ failed and waits for its retry, far in the future.
+    run(
+        &cqrs,
+        &keys[0],
+        EffectCommand::BeginAttempt { at: AT.into() },
+    )
+    .await;
+    run(
+        &cqrs,
+        &keys[0],
+        EffectCommand::Fail {
+            attempt: 1,
+            error: "503".into(),
+            retryable: true,
+            retry_at: "2999-01-01T00:00:00Z".into(),
+            at: AT.into(),
+        },
+    )
+    .await;
+    let runner = ProjectionRunner::new(ledger.clone(), SagaEffects::new())
+        .await
+        .expect("runner");
+    runner.catch_up().await.expect("caught up");
+    let due = due_effects(ledger.db(), LATER, 100).await.expect("due");
+    assert_eq!(
+        due,
+        vec![keys[2].clone()],
+        "team@'s newer change waits for the older"
+    );
+
+    // The older one gives up: the newer one, carrying the whole list, goes ahead.
+    run(
+        &cqrs,
+        &keys[0],
+        EffectCommand::BeginAttempt { at: AT.into() },
+    )
+    .await;
+    run(
+        &cqrs,
+        &keys[0],
+        EffectCommand::Fail {
+            attempt: 2,
+            error: "503".into(),
+            retryable: true,
+            retry_at: LATER.into(),
+            at: AT.into(),
+        },
+    )
+    .await;
+    runner.catch_up().await.expect("caught up");
+    let due = due_effects(ledger.db(), LATER, 100).await.expect("due");
+    assert_eq!(due, vec![keys[2].clone(), keys[1].clone()]);
+}
+
+#[tokio::test]
+async fn effects_on_one_subject_run_in_trigger_order_on_sqlite() {
+    effects_on_one_subject_run_in_trigger_order(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn effects_on_one_subject_run_in_trigger_order_on_postgres() {
+    effects_on_one_subject_run_in_trigger_order(Backend::Postgres).await;
 }
