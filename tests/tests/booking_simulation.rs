@@ -368,7 +368,11 @@ async fn simulate(seed: u64) -> Result<(), String> {
                     b.status == Some(BookingStatus::Confirmed) && b.lock_key == key
                 });
                 if !ok {
-                    return Err(format!("{key} is held by {holder}, which does not own it"));
+                    return Err(format!(
+                        "{key} is held by {holder}, which does not own it{}{}",
+                        history(&world.ledger, BOOKING_AGGREGATE_TYPE, &holder).await,
+                        history(&world.ledger, "slot_lock", &key).await
+                    ));
                 }
             }
         }

@@ -440,6 +440,7 @@ impl<C: CalendarServer> BookingFlow<C> {
         issuer: &Issuer,
         now: DateTime<Utc>,
     ) -> Result<(), BookingFlowError> {
+        let _guard = self.guard(&request.booking_id).await;
         let (tenant_id, availability) = self.host(&request.host_id).await?;
         let slot = bookable_slot(&availability, request.start, now)?;
         let lock_key = slot_lock_key(&request.host_id, slot.start);
@@ -485,7 +486,19 @@ impl<C: CalendarServer> BookingFlow<C> {
                     },
                     metadata,
                 )
-                .await
+                .await?;
+                // Cancelled by another process between the request and the claim: the lock
+                // goes straight back.
+                let booking = self.booking(booking_id).await?;
+                if booking.status != Some(BookingStatus::Pending) {
+                    self.free_locks(booking_id, &booking, metadata, now).await?;
+                    return Err(BookingError::WrongStatus {
+                        status: booking.status.map_or("unrequested", BookingStatus::as_str),
+                        action: "given its slot",
+                    }
+                    .into());
+                }
+                Ok(())
             }
             Some(holder) => {
                 self.on_booking(

@@ -453,13 +453,12 @@ impl Booking {
                 }])
             }
             BookingCommand::HoldSlot { lock_key, at } => {
-                if !matches!(
-                    self.status,
-                    Some(S::Pending | S::Confirmed | S::CalendarFailed)
-                ) {
-                    return Err(self.wrong("given a slot"));
+                if self.status.is_none() {
+                    return Err(BookingError::NotFound);
                 }
-                // Another slot of the same host may be held only by a live booking, on its way
+                // A booking's own lock is recorded whatever its status: the claim has
+                // happened, and a booking cancelled meanwhile must know the lock to give it
+                // back ([`Booking::locks_to_free`]). Another slot of the same host may be held only by a live booking, on its way
                 // to a reschedule (recorded before the claim, so a crash in between leaves a
                 // lock the booking knows to give back).
                 let own_host = lock_key
@@ -1049,6 +1048,30 @@ mod tests {
                 at: at(),
             })
             .then_expect_error(BookingError::ForeignLock("h-2/B".into()));
+    }
+
+    #[test]
+    fn a_lock_claimed_for_a_booking_cancelled_meanwhile_is_recorded_to_be_given_back() {
+        let mut booking = Booking::default();
+        for e in [
+            requested(),
+            BookingEvent::BookingCancelled {
+                by: Party::Attendee,
+                at: at(),
+            },
+        ] {
+            booking.apply(e);
+        }
+        let events = booking
+            .decide(BookingCommand::HoldSlot {
+                lock_key: "h-1/A".into(),
+                at: at(),
+            })
+            .expect("recorded");
+        for e in events {
+            booking.apply(e);
+        }
+        assert_eq!(booking.locks_to_free(), vec!["h-1/A".to_owned()]);
     }
 
     #[test]
