@@ -796,3 +796,107 @@ async fn a_domain_added_in_graphql_is_provisioned_shown_and_verified() {
         let _ = handle.await;
     }
 }
+
+/// Without a mail server configured, provisioning is recorded as "not configured" and the
+/// workspace stays pending — never reported as done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unconfigured_mail_server_is_reported_as_such_never_as_done() {
+    let db = TestDb::create(Backend::Sqlite).await.expect("db");
+    let ledger = db.open().await.expect("ledger");
+    let dns = DnsServer::builder().zone("acme.eu").start();
+    let platform = Platform::start(
+        &ledger,
+        dezky_adapters::stalwart::StalwartMail::unconfigured(),
+        dns.addr(),
+        8,
+    )
+    .await
+    .expect("platform");
+    let tenant_id = seed_tenant(&tenant_cqrs(&ledger), 7, 0)
+        .await
+        .expect("tenant");
+    let (_, effect) = wait_for("the effect is recorded as not configured", || {
+        let ledger = ledger.clone();
+        async move {
+            effects_of(&ledger, "tenant-provisioning")
+                .await
+                .into_iter()
+                .find(|(_, e)| e.status == Some(EffectStatus::NotConfigured))
+        }
+    })
+    .await;
+    assert_eq!(effect.attempts, 1);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let tenant = load::<Tenant>(&ledger, &tenant_id).await;
+    assert_eq!(tenant.status, Some(TenantStatus::PendingProvisioning));
+    let again = effects_of(&ledger, "tenant-provisioning").await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].1.status, Some(EffectStatus::NotConfigured));
+    assert_eq!(again[0].1.attempts, 1, "not retried on its own");
+    platform.stop().await;
+}
+
+/// A workspace choosing a stricter DMARC policy is asked to publish it, and the next check
+/// holds the published record to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dmarc_policy_change_updates_the_expected_record_and_checks_again() {
+    let db = TestDb::create(Backend::Sqlite).await.expect("db");
+    let ledger = db.open().await.expect("ledger");
+    let fake = StalwartFake::builder()
+        .dkim_after_polls(Some(0))
+        .start()
+        .await
+        .expect("fake");
+    let dns = DnsServer::builder().zone("acme.eu").start();
+    let platform = Platform::start(&ledger, stalwart(&fake.base_url), dns.addr(), 8)
+        .await
+        .expect("platform");
+    let tenant_id = seed_tenant(&tenant_cqrs(&ledger), 8, 0)
+        .await
+        .expect("tenant");
+    add_domain(&ledger, &tenant_id, "acme.eu", false).await;
+    let dmarc = |d: &Domain| {
+        d.expected
+            .iter()
+            .find(|r| r.purpose == RecordPurpose::Dmarc)
+            .map(|r| r.value.clone())
+    };
+    let first = wait_for("the first check", || {
+        let ledger = ledger.clone();
+        async move {
+            let d = domain_state(&ledger, "acme.eu").await;
+            (d.status == Some(DomainStatus::NeedsAttention)).then_some(d)
+        }
+    })
+    .await;
+    let before = dmarc(&first).expect("a DMARC record");
+    assert!(before.contains("p=none"), "{before}");
+    framework::<Domain>(&ledger, domain_upcasters())
+        .execute(
+            "acme.eu",
+            DomainCommand::SetDmarcPolicy {
+                ctx: operator_ctx(&tenant_id),
+                policy: dezky_domain::domains::DmarcPolicy::Reject,
+            },
+        )
+        .await
+        .expect("policy set");
+    let after = wait_for("the DMARC record follows the policy and is checked", || {
+        let ledger = ledger.clone();
+        async move {
+            let d = domain_state(&ledger, "acme.eu").await;
+            let checked = d.last_checks.iter().any(|c| {
+                c.expected.purpose == RecordPurpose::Dmarc && c.expected.value.contains("p=reject")
+            });
+            checked.then_some(d)
+        }
+    })
+    .await;
+    let value = dmarc(&after).expect("a DMARC record");
+    assert!(
+        value.contains("p=reject") && !value.contains("p=none"),
+        "{value}"
+    );
+    assert!(value.starts_with("v=DMARC1"), "{value}");
+    platform.stop().await;
+}
