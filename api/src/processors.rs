@@ -5,6 +5,7 @@ use dezky_commands::process::slug_release::SlugRelease;
 use dezky_commands::process::ProcessRunner;
 use dezky_commands::Ledger;
 use dezky_projections::audit::AuditTimeline;
+use dezky_projections::bookings::Bookings;
 use dezky_projections::domains::DomainDirectory;
 use dezky_projections::effects::SagaEffects;
 use dezky_projections::host::{holder_id, ProjectionHost};
@@ -60,13 +61,15 @@ pub async fn start(
         holder.clone(),
         DomainDirectory::with_version,
     );
-    let mail = ProjectionHost::new(ledger.clone(), holder, MailAddresses::with_version);
+    let mail = ProjectionHost::new(ledger.clone(), holder.clone(), MailAddresses::with_version);
+    let bookings = ProjectionHost::new(ledger.clone(), holder, Bookings::with_version);
     directory.prepare().await?;
     audit.prepare().await?;
     settings.prepare().await?;
     effects.prepare().await?;
     domains.prepare().await?;
     mail.prepare().await?;
+    bookings.prepare().await?;
     let slug_release = ProcessRunner::new(ledger.clone(), SlugRelease::new(ledger)).await?;
     let read_models = vec![
         (TenantDirectory::NAME, directory.position()),
@@ -75,6 +78,7 @@ pub async fn start(
         (SagaEffects::NAME, effects.position()),
         (DomainDirectory::NAME, domains.position()),
         (MailAddresses::NAME, mail.position()),
+        (Bookings::NAME, bookings.position()),
     ];
     let processes = vec![("slug_release", slug_release.position())];
     let handles = vec![
@@ -84,6 +88,7 @@ pub async fn start(
         tokio::spawn(effects.run(shutdown.clone())),
         tokio::spawn(domains.run(shutdown.clone())),
         tokio::spawn(mail.run(shutdown.clone())),
+        tokio::spawn(bookings.run(shutdown.clone())),
         tokio::spawn(slug_release.run(shutdown.clone())),
     ];
     Ok(Processors {

@@ -72,7 +72,10 @@ async fn fifty_bookings_of_one_slot_make_one_holder(backend: Backend) {
         }
     }
     eprintln!("{raced} of {CONTENDERS} bookings lost the race at the lock itself");
-    assert!(raced > 0, "no contender reached the lock: the test did not race");
+    assert!(
+        raced > 0,
+        "no contender reached the lock: the test did not race"
+    );
     let events = calendar.events(CALENDAR);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].uid, winner);

@@ -1,6 +1,7 @@
 //! The GraphQL API at `/graphql`: schema, request context and the axum handlers.
 
 pub mod authz;
+pub mod booking;
 pub mod domains;
 pub mod error;
 pub mod mail;
@@ -218,7 +219,12 @@ pub async fn graphql_handler(
 ) -> GraphQLResponse {
     let authentication = tokens.authenticate(&headers).await;
     schema
-        .execute(request.into_inner().data(authentication))
+        .execute(
+            request
+                .into_inner()
+                .data(authentication)
+                .data(booking::ClientKey::from_headers(&headers)),
+        )
         .await
         .into()
 }

@@ -14,6 +14,7 @@ use dezky_projections::tenants::{
 };
 
 use super::authz::{self, Authentication};
+use super::booking::{BookingMutation, BookingQuery};
 use super::domains::{DomainGql, DomainsMutation, DomainsQuery};
 use super::error::{from_aggregate, ApiError, Code};
 use super::mail::{MailAliasGql, MailMutation, MailingListGql};
@@ -341,7 +342,7 @@ pub struct Me {
 
 /// Queries.
 #[derive(MergedObject, Default)]
-pub struct Query(TenantQuery, OperationsQuery, DomainsQuery);
+pub struct Query(TenantQuery, OperationsQuery, DomainsQuery, BookingQuery);
 
 /// Queries over tenants.
 #[derive(Default)]
@@ -528,6 +529,7 @@ pub struct Mutation(
     OperationsMutation,
     DomainsMutation,
     MailMutation,
+    BookingMutation,
 );
 
 /// Mutations on a tenant's lifecycle and members.

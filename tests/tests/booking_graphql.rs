@@ -1,0 +1,206 @@
+//! The booking page over GraphQL, through the real router: the public (no token) lists a host's
+//! free slots, books one and is refused the same slot with `CONFLICT`; a confirmation whose
+//! calendar write fails answers `UNAVAILABLE` and leaves the booking pending; the workspace's
+//! admin sees it by state with its attempts and last calendar error and can retry or cancel it;
+//! a member cannot; and the public calls are rate-limited per client.
+
+use chrono::{Duration, Utc};
+use dezky_api::graphql::booking::PUBLIC_WRITES_PER_MINUTE;
+use dezky_tests::graphql_rig::{code, GraphqlApi as Api};
+use dezky_tests::Backend;
+use serde_json::{json, Value};
+
+const CREATE: &str = "mutation($input: CreateTenantInput!) { createTenant(input: $input) { id } }";
+const PUBLISH: &str = "mutation($t: ID!, $a: AvailabilityInput!) { publishBookingAvailability(tenantId: $t, hostId: \"host-1\", availability: $a) }";
+const SLOTS: &str = "query($from: String!, $to: String!) { bookingSlots(hostId: \"host-1\", from: $from, to: $to) { start end } }";
+const BOOK: &str = "mutation($start: String!) { bookSlot(hostId: \"host-1\", start: $start, name: \"Bo\", email: \"bo@example.eu\") { bookingId status start end } }";
+const CONFIRM: &str = "mutation($b: ID!) { confirmBooking(bookingId: $b) }";
+const LIST: &str = "query($t: ID!) { bookings(tenantId: $t, statuses: [PENDING]) { totalCount items { id status calendarWriteAttempts lastCalendarError start } } }";
+
+fn every_day() -> Value {
+    let days = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
+    Value::Array(
+        days.iter()
+            .map(|d| json!({"weekday": d, "startMinute": 0, "endMinute": 1440}))
+            .collect(),
+    )
+}
+
+async fn workspace(api: &Api) -> String {
+    let created = api
+        .post(
+            Some(&api.operator()),
+            CREATE,
+            json!({"input": {"organization": "Acme GmbH", "slug": "acme", "plan": "standard",
+                "seats": 5, "firstAdmin": {"email": "ada@acme.eu", "displayName": "Ada"}}}),
+        )
+        .await;
+    assert_eq!(created["errors"], Value::Null, "{created}");
+    created["data"]["createTenant"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+async fn public_booking_and_admin_views(backend: Backend) {
+    let api = Api::start(backend).await;
+    let tenant = workspace(&api).await;
+    let admin = api.user("ada@acme.eu");
+    let published = api
+        .post(
+            Some(&admin),
+            PUBLISH,
+            json!({"t": tenant, "a": {"timeZone": "Europe/Berlin", "workingHours": every_day(),
+                "slotMinutes": 30, "bufferMinutes": 15, "horizonDays": 14, "calendar": "host-1/"}}),
+        )
+        .await;
+    assert_eq!(
+        published["data"]["publishBookingAvailability"], true,
+        "{published}"
+    );
+
+    // The public, without a token.
+    let from = Utc::now() + Duration::days(1);
+    let slots = api
+        .post(
+            None,
+            SLOTS,
+            json!({"from": from.to_rfc3339(), "to": (from + Duration::days(1)).to_rfc3339()}),
+        )
+        .await;
+    let list = slots["data"]["bookingSlots"]
+        .as_array()
+        .expect("slots")
+        .clone();
+    assert!(list.len() >= 24, "{slots}");
+    let start = list[0]["start"].as_str().expect("start").to_owned();
+
+    let booked = api.post(None, BOOK, json!({"start": start})).await;
+    assert_eq!(booked["errors"], Value::Null, "{booked}");
+    assert_eq!(booked["data"]["bookSlot"]["status"], "PENDING");
+    let booking_id = booked["data"]["bookSlot"]["bookingId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let again = api.post(None, BOOK, json!({"start": start})).await;
+    assert_eq!(code(&again), Some("CONFLICT"), "{again}");
+    let off_grid = api
+        .post(
+            None,
+            BOOK,
+            json!({"start": (from + Duration::minutes(7)).to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(code(&off_grid), Some("VALIDATION"), "{off_grid}");
+
+    // No calendar server is configured here: the confirmation cannot be written, so it is
+    // refused as unavailable and the booking stays pending; never confirmed without its event.
+    let confirmed = api.post(None, CONFIRM, json!({"b": booking_id})).await;
+    assert_eq!(code(&confirmed), Some("UNAVAILABLE"), "{confirmed}");
+
+    // The taken slot is gone from the public list.
+    let slots = api
+        .post(
+            None,
+            SLOTS,
+            json!({"from": from.to_rfc3339(), "to": (from + Duration::days(1)).to_rfc3339()}),
+        )
+        .await;
+    assert!(!slots["data"]["bookingSlots"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .any(|s| s["start"] == start.as_str()));
+
+    // The admin sees it pending with its attempt and error.
+    let pending = api.post(Some(&admin), LIST, json!({"t": tenant})).await;
+    let items = &pending["data"]["bookings"]["items"];
+    assert_eq!(pending["data"]["bookings"]["totalCount"], 1, "{pending}");
+    assert_eq!(items[0]["id"], booking_id.as_str());
+    assert_eq!(items[0]["calendarWriteAttempts"], 1);
+    assert!(items[0]["lastCalendarError"]
+        .as_str()
+        .is_some_and(|e| e.contains("not configured")));
+
+    // A retry drives it again (and fails again, still pending); a cancel frees the slot.
+    let retried = api
+        .post(
+            Some(&admin),
+            "mutation($t: ID!, $b: ID!) { retryBooking(tenantId: $t, bookingId: $b) { status calendarWriteAttempts } }",
+            json!({"t": tenant, "b": booking_id}),
+        )
+        .await;
+    assert_eq!(
+        retried["data"]["retryBooking"]["status"], "PENDING",
+        "{retried}"
+    );
+    assert_eq!(retried["data"]["retryBooking"]["calendarWriteAttempts"], 2);
+    let cancelled = api
+        .post(
+            Some(&admin),
+            "mutation($t: ID!, $b: ID!) { cancelBooking(tenantId: $t, bookingId: $b) { status } }",
+            json!({"t": tenant, "b": booking_id}),
+        )
+        .await;
+    assert_eq!(
+        cancelled["data"]["cancelBooking"]["status"], "CANCELLED",
+        "{cancelled}"
+    );
+    let rebooked = api.post(None, BOOK, json!({"start": start})).await;
+    assert_eq!(rebooked["errors"], Value::Null, "{rebooked}");
+
+    // A member of the workspace is not an admin: no list, no retry.
+    let added = api
+        .post(
+            Some(&admin),
+            "mutation($input: AddMemberInput!) { addMember(input: $input) { id } }",
+            json!({"input": {"tenantId": tenant, "email": "bob@acme.eu", "displayName": "Bob", "role": "MEMBER"}}),
+        )
+        .await;
+    assert_eq!(added["errors"], Value::Null, "{added}");
+    let member = api
+        .post(Some(&api.user("bob@acme.eu")), LIST, json!({"t": tenant}))
+        .await;
+    assert_eq!(code(&member), Some("FORBIDDEN"), "{member}");
+    assert!(member["data"].is_null() || member["data"]["bookings"].is_null());
+}
+
+#[tokio::test]
+async fn the_public_books_and_the_admin_sees_bookings_by_state_on_sqlite() {
+    public_booking_and_admin_views(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_public_books_and_the_admin_sees_bookings_by_state_on_postgres() {
+    public_booking_and_admin_views(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn public_booking_calls_are_rate_limited_per_client() {
+    let api = Api::start(Backend::Sqlite).await;
+    let post = |client: &'static str| {
+        let url = api.url.clone();
+        async move {
+            let response: Value = reqwest::Client::new()
+                .post(url)
+                .header("x-forwarded-for", client)
+                .json(&json!({"query": CONFIRM, "variables": {"b": "no-such-booking"}}))
+                .send()
+                .await
+                .expect("sent")
+                .json()
+                .await
+                .expect("json");
+            response
+        }
+    };
+    for _ in 0..PUBLIC_WRITES_PER_MINUTE {
+        let response = post("198.51.100.7").await;
+        assert_eq!(code(&response), Some("NOT_FOUND"), "{response}");
+    }
+    let limited = post("198.51.100.7").await;
+    assert_eq!(code(&limited), Some("RATE_LIMITED"), "{limited}");
+    // Another client has its own budget.
+    let other = post("198.51.100.8").await;
+    assert_eq!(code(&other), Some("NOT_FOUND"), "{other}");
+}
