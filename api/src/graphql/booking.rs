@@ -95,10 +95,13 @@ impl ClientKey {
     }
 }
 
+/// A client's window: when it began and the calls counted in it, per (client, kind).
+type Windows = HashMap<(String, &'static str), (Instant, u32)>;
+
 /// Fixed one-minute windows per (client, kind).
 #[derive(Default)]
 struct RateLimiter {
-    windows: Mutex<HashMap<(String, &'static str), (Instant, u32)>>,
+    windows: Mutex<Windows>,
 }
 
 impl RateLimiter {
