@@ -17,7 +17,8 @@ use dezky_commands::Ledger;
 use tokio::sync::watch;
 
 use crate::dev::{DevKey, DEV_AUDIENCE, DEV_ISSUER, DEV_JWKS_PATH};
-use crate::graphql::{build_schema, routes, ApiContext, TokenCheck};
+use crate::graphql::booking::BookingService;
+use crate::graphql::{build_schema_with_booking, routes, ApiContext, TokenCheck};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use dezky_adapters::oidc::{OidcConfig, OidcVerifier};
@@ -241,6 +242,15 @@ pub async fn bind(
     )
     .await?;
     processors.extend(sagas.handles);
+    let booking = BookingService::new(
+        ledger.clone(),
+        settings.calendar_server()?,
+        settings.booking_settings(),
+    );
+    processors.push(tokio::spawn(
+        dezky_commands::booking::processor::BookingProcessor::new(booking.flow())
+            .run(shutdown.clone()),
+    ));
     processors.extend([tokio::spawn(run_checkpointer(
         ledger.clone(),
         key,
@@ -274,7 +284,7 @@ pub async fn bind(
     );
     let mut context = ApiContext::new(ledger.clone(), positions);
     context.platform_domain = settings.platform_domain.clone();
-    let schema = build_schema(context);
+    let schema = build_schema_with_booking(context, booking);
     let state = AppState {
         ledger: ledger.clone(),
         ledger_keys: Arc::from(trusted.lines().join("\n") + "\n"),

@@ -104,6 +104,44 @@ pub struct Settings {
     /// The nameserver domain verification asks (`IP:PORT`). Unset: the system's resolvers.
     #[arg(long, global = true, env = "DEZKY_DNS_NAMESERVER")]
     pub dns_nameserver: Option<std::net::SocketAddr>,
+
+    /// The CalDAV URL hosts' booking calendars are relative to (Stalwart:
+    /// `https://mail.example.eu/dav/cal/<account>/`). Unset: the calendar is "not configured",
+    /// and no booking is confirmed (it stays pending, never confirmed without its event).
+    #[arg(long, global = true, env = "DEZKY_CALDAV_URL")]
+    pub caldav_url: Option<String>,
+
+    /// The CalDAV user (HTTP Basic).
+    #[arg(long, global = true, env = "DEZKY_CALDAV_USER", default_value = "")]
+    pub caldav_user: String,
+
+    /// The CalDAV password.
+    #[arg(
+        long,
+        global = true,
+        env = "DEZKY_CALDAV_PASSWORD",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub caldav_password: Secret,
+
+    /// How long after a failed calendar write a pending booking is tried again.
+    #[arg(
+        long,
+        global = true,
+        env = "DEZKY_BOOKING_RETRY_INTERVAL_MS",
+        default_value_t = dezky_commands::booking::DEFAULT_RETRY_INTERVAL_MS
+    )]
+    pub booking_retry_interval_ms: u64,
+
+    /// Calendar-write attempts before a booking becomes `calendar_failed` and frees its slot.
+    #[arg(
+        long,
+        global = true,
+        env = "DEZKY_BOOKING_MAX_ATTEMPTS",
+        default_value_t = dezky_commands::booking::DEFAULT_MAX_ATTEMPTS
+    )]
+    pub booking_max_attempts: u32,
 }
 
 /// The platform domain when none is configured: a name that can never be a customer's.
@@ -134,6 +172,29 @@ impl Settings {
             dezky_commands::ports::Secret::new(self.stalwart_secret.expose()),
         );
         Ok(StalwartMail::new(config, reqwest::Client::new())?)
+    }
+
+    /// The booking calendar: CalDAV when its URL is configured, otherwise an adapter that
+    /// answers every call with "not configured".
+    pub fn calendar_server(&self) -> anyhow::Result<dezky_adapters::caldav::CalDav> {
+        use dezky_adapters::caldav::{CalDav, CalDavConfig};
+        let Some(url) = &self.caldav_url else {
+            return Ok(CalDav::unconfigured());
+        };
+        let config = CalDavConfig::new(
+            url.clone(),
+            self.caldav_user.clone(),
+            dezky_commands::ports::Secret::new(self.caldav_password.expose()),
+        );
+        Ok(CalDav::new(config)?)
+    }
+
+    /// The booking flow's limits.
+    pub fn booking_settings(&self) -> dezky_commands::booking::BookingSettings {
+        dezky_commands::booking::BookingSettings {
+            retry_interval_ms: self.booking_retry_interval_ms.max(1),
+            max_attempts: self.booking_max_attempts.max(1),
+        }
     }
 
     /// Domain verification's resolver: the configured nameserver, or the system's.

@@ -155,6 +155,19 @@ pub fn build_schema(context: ApiContext) -> DezkySchema {
         .finish()
 }
 
+/// Builds the schema with its limits and the booking flow (with its calendar server).
+pub fn build_schema_with_booking(
+    context: ApiContext,
+    booking: booking::BookingService,
+) -> DezkySchema {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .data(context)
+        .data(booking)
+        .limit_depth(MAX_QUERY_DEPTH)
+        .limit_complexity(MAX_QUERY_COMPLEXITY)
+        .finish()
+}
+
 /// The SDL, as committed in `api/schema.graphql`.
 pub fn sdl() -> String {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
