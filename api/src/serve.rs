@@ -242,11 +242,14 @@ pub async fn bind(
     )
     .await?;
     processors.extend(sagas.handles);
-    let booking = BookingService::new(
+    let mut booking = BookingService::new(
         ledger.clone(),
         settings.calendar_server()?,
         settings.booking_settings(),
     );
+    if let Some(key) = settings.booking_link_key()? {
+        booking = booking.with_links(key);
+    }
     processors.push(tokio::spawn(
         dezky_commands::booking::processor::BookingProcessor::new(booking.flow())
             .run(shutdown.clone()),

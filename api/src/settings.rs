@@ -142,7 +142,21 @@ pub struct Settings {
         default_value_t = dezky_commands::booking::DEFAULT_MAX_ATTEMPTS
     )]
     pub booking_max_attempts: u32,
+
+    /// The secret attendees' cancel/reschedule links are signed with (at least 32 characters).
+    /// Unset: no links are issued, and cancelling or moving is left to the host.
+    #[arg(
+        long,
+        global = true,
+        env = "DEZKY_BOOKING_LINK_SECRET",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub booking_link_secret: Secret,
 }
+
+/// The shortest booking-link secret accepted: 256 bits of text, HMAC-SHA256's own size.
+pub const MIN_BOOKING_LINK_SECRET_CHARS: usize = 32;
 
 /// The platform domain when none is configured: a name that can never be a customer's.
 pub const DEFAULT_PLATFORM_DOMAIN: &str = "dezky.localhost";
@@ -187,6 +201,22 @@ impl Settings {
             dezky_commands::ports::Secret::new(self.caldav_password.expose()),
         );
         Ok(CalDav::new(config)?)
+    }
+
+    /// The key attendees' links are signed with: `None` when unset, an error when too short
+    /// to be a key.
+    pub fn booking_link_key(&self) -> anyhow::Result<Option<crate::graphql::booking::LinkKey>> {
+        let secret = self.booking_link_secret.expose();
+        if secret.is_empty() {
+            return Ok(None);
+        }
+        anyhow::ensure!(
+            secret.chars().count() >= MIN_BOOKING_LINK_SECRET_CHARS,
+            "DEZKY_BOOKING_LINK_SECRET must be at least {MIN_BOOKING_LINK_SECRET_CHARS} characters"
+        );
+        Ok(Some(crate::graphql::booking::LinkKey::new(
+            secret.as_bytes(),
+        )))
     }
 
     /// The booking flow's limits.

@@ -76,9 +76,25 @@ pub fn code(response: &Value) -> Option<&str> {
     response["errors"][0]["extensions"]["code"].as_str()
 }
 
+/// Builds the booking flow over the API's ledger.
+type MakeBooking<'a> = Box<dyn FnOnce(&Ledger) -> dezky_api::graphql::booking::BookingService + 'a>;
+
 impl GraphqlApi {
     /// A fresh API on `backend` with the platform domain [`APEX`].
     pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, None).await
+    }
+
+    /// A fresh API whose booking flow `booking` builds over the API's ledger (its calendar
+    /// server and link key).
+    pub async fn start_with_booking(
+        backend: Backend,
+        booking: impl FnOnce(&Ledger) -> dezky_api::graphql::booking::BookingService,
+    ) -> Self {
+        Self::start_with(backend, Some(Box::new(booking))).await
+    }
+
+    async fn start_with(backend: Backend, booking: Option<MakeBooking<'_>>) -> Self {
         let db = TestDb::create(backend).await.expect("db");
         let ledger = db.open().await.expect("ledger");
         let dir = tempfile::tempdir().expect("dir");
@@ -94,7 +110,10 @@ impl GraphqlApi {
             .expect("processors");
         let mut context = ApiContext::new(ledger.clone(), processors.positions());
         context.platform_domain = APEX.into();
-        let schema = build_schema(context);
+        let schema = match booking {
+            Some(make) => dezky_api::graphql::build_schema_with_booking(context, make(&ledger)),
+            None => build_schema(context),
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

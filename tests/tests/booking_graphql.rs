@@ -2,18 +2,23 @@
 //! free slots, books one and is refused the same slot with `CONFLICT`; a confirmation whose
 //! calendar write fails answers `UNAVAILABLE` and leaves the booking pending; the workspace's
 //! admin sees it by state with its attempts and last calendar error and can retry or cancel it;
-//! a member cannot; and the public calls are rate-limited per client.
+//! a member cannot; the public calls are rate-limited per client; and with a real calendar
+//! server (Radicale) a confirmed booking has its event, which the attendee's signed link moves
+//! and deletes.
 
 use chrono::{Duration, Utc};
-use dezky_api::graphql::booking::PUBLIC_WRITES_PER_MINUTE;
+use dezky_api::graphql::booking::{BookingService, LinkKey, PUBLIC_WRITES_PER_MINUTE};
+use dezky_commands::booking::BookingSettings;
+use dezky_commands::ports::calendar::CalendarServer;
 use dezky_tests::graphql_rig::{code, GraphqlApi as Api};
+use dezky_tests::radicale::Radicale;
 use dezky_tests::Backend;
 use serde_json::{json, Value};
 
 const CREATE: &str = "mutation($input: CreateTenantInput!) { createTenant(input: $input) { id } }";
 const PUBLISH: &str = "mutation($t: ID!, $a: AvailabilityInput!) { publishBookingAvailability(tenantId: $t, hostId: \"host-1\", availability: $a) }";
 const SLOTS: &str = "query($from: String!, $to: String!) { bookingSlots(hostId: \"host-1\", from: $from, to: $to) { start end } }";
-const BOOK: &str = "mutation($start: String!) { bookSlot(hostId: \"host-1\", start: $start, name: \"Bo\", email: \"bo@example.eu\") { bookingId status start end } }";
+const BOOK: &str = "mutation($start: String!) { bookSlot(hostId: \"host-1\", start: $start, name: \"Bo\", email: \"bo@example.eu\") { bookingId status start end manageToken } }";
 const CONFIRM: &str = "mutation($b: ID!) { confirmBooking(bookingId: $b) }";
 const LIST: &str = "query($t: ID!) { bookings(tenantId: $t, statuses: [PENDING]) { totalCount items { id status calendarWriteAttempts lastCalendarError start } } }";
 
@@ -203,4 +208,131 @@ async fn public_booking_calls_are_rate_limited_per_client() {
     // Another client has its own budget.
     let other = post("198.51.100.8").await;
     assert_eq!(code(&other), Some("NOT_FOUND"), "{other}");
+}
+
+#[tokio::test]
+async fn with_a_calendar_the_booking_is_confirmed_with_its_event_and_the_attendee_link_moves_and_cancels_it(
+) {
+    let radicale = Radicale::start();
+    let calendar = radicale.client();
+    calendar
+        .ensure_calendar("host-1/")
+        .await
+        .expect("calendar created");
+    let api = Api::start_with_booking(Backend::Sqlite, |ledger| {
+        BookingService::new(
+            ledger.clone(),
+            radicale.client(),
+            BookingSettings::default(),
+        )
+        .with_links(LinkKey::new(b"a test secret of thirty-two bytes"))
+    })
+    .await;
+    let tenant = workspace(&api).await;
+    let admin = api.user("ada@acme.eu");
+    let published = api
+        .post(
+            Some(&admin),
+            PUBLISH,
+            json!({"t": tenant, "a": {"timeZone": "America/New_York", "workingHours": every_day(),
+                "slotMinutes": 60, "bufferMinutes": 0, "horizonDays": 14, "calendar": "host-1/"}}),
+        )
+        .await;
+    assert_eq!(published["errors"], Value::Null, "{published}");
+    let from = Utc::now() + Duration::days(1);
+    let slots = api
+        .post(
+            None,
+            SLOTS,
+            json!({"from": from.to_rfc3339(), "to": (from + Duration::days(1)).to_rfc3339()}),
+        )
+        .await;
+    let list = slots["data"]["bookingSlots"]
+        .as_array()
+        .expect("slots")
+        .clone();
+    let (first, later) = (
+        list[0]["start"].as_str().expect("start").to_owned(),
+        list[3]["start"].as_str().expect("start").to_owned(),
+    );
+
+    let booked = api.post(None, BOOK, json!({"start": first})).await;
+    let receipt = &booked["data"]["bookSlot"];
+    let booking_id = receipt["bookingId"].as_str().expect("id").to_owned();
+    let token = receipt["manageToken"].as_str().expect("a link").to_owned();
+    let confirmed = api.post(None, CONFIRM, json!({"b": booking_id})).await;
+    assert_eq!(
+        confirmed["data"]["confirmBooking"], "CONFIRMED",
+        "{confirmed}"
+    );
+    let event = calendar
+        .event("host-1/", &booking_id)
+        .await
+        .expect("read")
+        .expect("the confirmed booking's event");
+    assert_eq!(
+        event
+            .start
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        first
+    );
+
+    // A link for another booking (or altered) is refused.
+    let forged = token.replacen(&booking_id, "someone-else", 1);
+    let refused = api
+        .post(
+            None,
+            "mutation($t: String!) { cancelBookingWithLink(token: $t) }",
+            json!({"t": forged}),
+        )
+        .await;
+    assert_eq!(code(&refused), Some("FORBIDDEN"), "{refused}");
+
+    let moved = api
+        .post(
+            None,
+            "mutation($t: String!, $s: String!) { rescheduleBookingWithLink(token: $t, start: $s) { start } }",
+            json!({"t": token, "s": later}),
+        )
+        .await;
+    assert_eq!(
+        moved["data"]["rescheduleBookingWithLink"]["start"],
+        later.as_str(),
+        "{moved}"
+    );
+    let event = calendar
+        .event("host-1/", &booking_id)
+        .await
+        .expect("read")
+        .expect("still there");
+    assert_eq!(
+        event
+            .start
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        later
+    );
+
+    let cancelled = api
+        .post(
+            None,
+            "mutation($t: String!) { cancelBookingWithLink(token: $t) }",
+            json!({"t": token}),
+        )
+        .await;
+    assert_eq!(
+        cancelled["data"]["cancelBookingWithLink"], "CANCELLED",
+        "{cancelled}"
+    );
+    assert_eq!(
+        calendar.event("host-1/", &booking_id).await.expect("read"),
+        None
+    );
+    let listed = api
+        .post(
+            Some(&admin),
+            "query($t: ID!) { bookings(tenantId: $t, statuses: [CANCELLED]) { totalCount } }",
+            json!({"t": tenant}),
+        )
+        .await;
+    assert_eq!(listed["data"]["bookings"]["totalCount"], 1, "{listed}");
 }

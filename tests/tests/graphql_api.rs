@@ -201,7 +201,12 @@ async fn nobody_from_another_tenant_or_partner_reads_or_changes_a_tenant(backend
     // The matrix covers every mutation but `createTenant` (which acts on no existing tenant and
     // is checked below) and the public booking page's (no token, no tenant; see
     // tests/tests/booking_graphql.rs): adding a mutation without adding it here fails this test.
-    let public = ["bookSlot", "confirmBooking"];
+    let public = [
+        "bookSlot",
+        "confirmBooking",
+        "cancelBookingWithLink",
+        "rescheduleBookingWithLink",
+    ];
     let schema = api
         .post(
             Some(&operator),

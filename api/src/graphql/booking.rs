@@ -5,8 +5,11 @@
 //!
 //! # Who may
 //!
-//! * **The public fields** (`bookingSlots`, `bookSlot`, `confirmBooking`) need no token: they
-//!   are what an attendee's browser calls. Each is rate-limited per client
+//! * **The public fields** (`bookingSlots`, `bookSlot`, `confirmBooking`, and
+//!   `cancelBookingWithLink` / `rescheduleBookingWithLink`) need no token: they are what an
+//!   attendee's browser calls. Cancelling and moving need the booking's **signed link**
+//!   ([`LinkKey`]): the receipt of `bookSlot` carries it, and only the attendee has it; a link
+//!   that does not verify is `FORBIDDEN`. Each is rate-limited per client
 //!   ([`PUBLIC_READS_PER_MINUTE`], [`PUBLIC_WRITES_PER_MINUTE`]; over the limit the code is
 //!   [`RATE_LIMITED`]). They reveal a host's free times, never who booked them.
 //! * **Everything else** needs standing in the workspace that may change its settings
@@ -51,16 +54,61 @@ const MAX_TRACKED_CLIENTS: usize = 100_000;
 /// The code of a public call over its rate limit.
 pub const RATE_LIMITED: &str = "RATE_LIMITED";
 
-/// The booking flow the resolvers use, with its calendar server. Without one in the schema's
-/// data, booking works with an unconfigured calendar: slots can be held, and a confirmation
-/// answers `UNAVAILABLE` and stays pending, never confirmed without its event.
+/// What a signed link signs: the purpose and version, then the booking id, so a MAC for
+/// anything else the key may ever sign cannot stand in for a booking link.
+const LINK_CONTEXT: &str = "dezky-booking-link/v1:";
+
+/// The key attendees' cancel/reschedule links are signed with (HMAC-SHA256). A link is
+/// `{booking id}.{base64url MAC}`: it names the booking and proves it was issued by us, so
+/// whoever holds it may cancel or move that booking and no other.
+#[derive(Clone)]
+pub struct LinkKey(ring::hmac::Key);
+
+impl LinkKey {
+    /// A key from a secret (at least 32 bytes of configuration).
+    pub fn new(secret: &[u8]) -> Self {
+        Self(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret))
+    }
+
+    /// The link token of `booking_id`.
+    pub fn sign(&self, booking_id: &str) -> String {
+        use base64::Engine as _;
+        let tag = ring::hmac::sign(&self.0, format!("{LINK_CONTEXT}{booking_id}").as_bytes());
+        format!(
+            "{booking_id}.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+        )
+    }
+
+    /// The booking id a token was issued for, if it verifies (in constant time).
+    pub fn verify(&self, token: &str) -> Option<String> {
+        use base64::Engine as _;
+        let (booking_id, tag) = token.rsplit_once('.')?;
+        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(tag)
+            .ok()?;
+        ring::hmac::verify(
+            &self.0,
+            format!("{LINK_CONTEXT}{booking_id}").as_bytes(),
+            &tag,
+        )
+        .ok()?;
+        Some(booking_id.to_owned())
+    }
+}
+
+/// The booking flow the resolvers use, with its calendar server and link key. Without one in
+/// the schema's data, booking works with an unconfigured calendar and no links: slots can be
+/// held, a confirmation answers `UNAVAILABLE` and stays pending (never confirmed without its
+/// event), and link mutations answer `UNAVAILABLE`.
 #[derive(Clone)]
 pub struct BookingService {
     flow: Arc<BookingFlow<CalDav>>,
+    links: Option<LinkKey>,
 }
 
 impl BookingService {
-    /// The service over `ledger` writing to `calendar`.
+    /// The service over `ledger` writing to `calendar`, without attendee links.
     pub fn new(
         ledger: dezky_commands::Ledger,
         calendar: CalDav,
@@ -68,7 +116,14 @@ impl BookingService {
     ) -> Self {
         Self {
             flow: Arc::new(BookingFlow::new(ledger, Arc::new(calendar), settings)),
+            links: None,
         }
+    }
+
+    /// Signs attendees' links with `key`.
+    pub fn with_links(mut self, key: LinkKey) -> Self {
+        self.links = Some(key);
+        self
     }
 
     /// The flow, for the retry processor.
@@ -152,6 +207,19 @@ fn flow(ctx: &Context<'_>) -> Arc<BookingFlow<CalDav>> {
             BookingSettings::default(),
         )),
     }
+}
+
+fn links<'a>(ctx: &Context<'a>) -> Option<&'a LinkKey> {
+    ctx.data_opt::<BookingService>()
+        .and_then(|service| service.links.as_ref())
+}
+
+/// The booking a link names, or why it cannot be used.
+fn linked_booking(ctx: &Context<'_>, token: &str) -> std::result::Result<String, ApiError> {
+    let key = links(ctx)
+        .ok_or_else(|| ApiError::new(Code::Unavailable, "booking links are not configured"))?;
+    key.verify(token)
+        .ok_or_else(|| ApiError::new(Code::Forbidden, "the link is not valid"))
 }
 
 fn now(ctx: &Context<'_>) -> DateTime<Utc> {
@@ -259,6 +327,9 @@ pub struct ReceiptGql {
     pub start: String,
     /// End, RFC 3339 UTC.
     pub end: String,
+    /// The attendee's token to cancel or move the booking (for the link in their e-mail);
+    /// absent when links are not configured.
+    pub manage_token: Option<String>,
 }
 
 /// A booking as a workspace's admins see it.
@@ -499,6 +570,7 @@ impl BookingMutation {
             .slot
             .ok_or_else(|| ApiError::internal(&"a booked booking without a slot"))?;
         Ok(ReceiptGql {
+            manage_token: links(ctx).map(|key| key.sign(&booking_id)),
             booking_id: ID(booking_id),
             status: booking.status.unwrap_or(BookingStatus::Pending).into(),
             start: slot.start.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
@@ -517,6 +589,62 @@ impl BookingMutation {
         api(ctx).read_your_writes(read_your_writes_timeout()).await;
         confirmed.map_err(flow_error)?;
         Ok(BookingStatusGql::Confirmed)
+    }
+
+    /// Public, with the attendee's signed link: cancels the booking and deletes its event.
+    async fn cancel_booking_with_link(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+    ) -> Result<BookingStatusGql> {
+        rate_limit(ctx, "write", PUBLIC_WRITES_PER_MINUTE)?;
+        let booking_id = linked_booking(ctx, &token)?;
+        let outcome = flow(ctx)
+            .cancel(
+                &booking_id,
+                Party::Attendee,
+                &Issuer::public(None),
+                now(ctx),
+            )
+            .await;
+        api(ctx).read_your_writes(read_your_writes_timeout()).await;
+        outcome.map_err(flow_error)?;
+        Ok(BookingStatusGql::Cancelled)
+    }
+
+    /// Public, with the attendee's signed link: moves the booking to another free slot of its
+    /// host (`CONFLICT` when that one is taken); the calendar event moves with it.
+    async fn reschedule_booking_with_link(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        start: String,
+    ) -> Result<SlotGql> {
+        rate_limit(ctx, "write", PUBLIC_WRITES_PER_MINUTE)?;
+        let booking_id = linked_booking(ctx, &token)?;
+        let start = parse_instant("start", &start)?;
+        let flow = flow(ctx);
+        let outcome = flow
+            .reschedule(
+                &booking_id,
+                start,
+                Party::Attendee,
+                &Issuer::public(None),
+                now(ctx),
+            )
+            .await;
+        api(ctx).read_your_writes(read_your_writes_timeout()).await;
+        outcome.map_err(flow_error)?;
+        let slot = flow
+            .booking(&booking_id)
+            .await
+            .map_err(flow_error)?
+            .slot
+            .ok_or_else(|| ApiError::internal(&"a moved booking without a slot"))?;
+        Ok(SlotGql {
+            start: slot.start.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            end: slot.end.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        })
     }
 
     /// Publishes a host's availability in a workspace.
@@ -589,5 +717,23 @@ impl BookingMutation {
             .await
             .map_err(flow_error)?;
         reread(ctx, &row.tenant_id, &row.booking_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_verifies_for_its_booking_and_not_once_altered_or_under_another_key() {
+        let key = LinkKey::new(b"0123456789abcdef0123456789abcdef");
+        let token = key.sign("b-1");
+        assert_eq!(key.verify(&token).as_deref(), Some("b-1"));
+        let forged = token.replacen("b-1", "b-2", 1);
+        assert_eq!(key.verify(&forged), None);
+        let other = LinkKey::new(b"another secret of thirty-two b..");
+        assert_eq!(other.verify(&token), None);
+        assert_eq!(key.verify("b-1"), None);
+        assert_eq!(key.verify("b-1.not-base64!"), None);
     }
 }
