@@ -100,6 +100,8 @@ impl Projection for Bookings {
                  attempts BIGINT NOT NULL, \
                  last_error TEXT, \
                  calendar_out_of_sync BIGINT NOT NULL, \
+                 confirmation_sent BIGINT NOT NULL, \
+                 confirmation_error TEXT, \
                  requested_at TEXT NOT NULL, \
                  updated_at TEXT NOT NULL)"
             ),
@@ -147,8 +149,9 @@ impl Projection for Bookings {
                     format!(
                         "INSERT INTO {table} (booking_id, tenant_id, host_id, slot_start, \
                          slot_end, attendee_name, attendee_email, status, attempts, \
-                         last_error, calendar_out_of_sync, requested_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, NULL, 0, $9, $9) \
+                         last_error, calendar_out_of_sync, confirmation_sent, \
+                         confirmation_error, requested_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, NULL, 0, 0, NULL, $9, $9) \
                          ON CONFLICT (booking_id) DO NOTHING"
                     ),
                     vec![
@@ -236,6 +239,20 @@ impl Projection for Bookings {
                     ),
                     vec![id, at],
                 ),
+                BookingEvent::ConfirmationEmailSent { .. } => (
+                    format!(
+                        "UPDATE {table} SET confirmation_sent = 1, confirmation_error = NULL, \
+                         updated_at = $2 WHERE booking_id = $1"
+                    ),
+                    vec![id, at],
+                ),
+                BookingEvent::ConfirmationEmailFailed { error, .. } => (
+                    format!(
+                        "UPDATE {table} SET confirmation_error = $2, updated_at = $3 \
+                         WHERE booking_id = $1"
+                    ),
+                    vec![id, Arg::NullableText(Some(error)), at],
+                ),
                 BookingEvent::CalendarSyncFailed { error, .. } => (
                     format!(
                         "UPDATE {table} SET last_error = $2, updated_at = $3 \
@@ -275,6 +292,10 @@ pub struct BookingRow {
     pub last_error: Option<String>,
     /// Whether the calendar event still has to be moved or deleted.
     pub calendar_out_of_sync: bool,
+    /// Whether the attendee's confirmation e-mail went out.
+    pub confirmation_sent: bool,
+    /// Why it has not (the last failure), if it has not.
+    pub confirmation_error: Option<String>,
     /// When it was requested (ledger time).
     pub requested_at: String,
     /// When it last changed (ledger time).
@@ -294,6 +315,8 @@ struct BookingRecord {
     attempts: i64,
     last_error: Option<String>,
     calendar_out_of_sync: i64,
+    confirmation_sent: i64,
+    confirmation_error: Option<String>,
     requested_at: String,
     updated_at: String,
 }
@@ -312,6 +335,8 @@ impl BookingRecord {
             attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
             last_error: self.last_error,
             calendar_out_of_sync: self.calendar_out_of_sync != 0,
+            confirmation_sent: self.confirmation_sent != 0,
+            confirmation_error: self.confirmation_error,
             requested_at: self.requested_at,
             updated_at: self.updated_at,
         })
@@ -320,7 +345,7 @@ impl BookingRecord {
 
 const COLUMNS: &str = "booking_id, tenant_id, host_id, slot_start, slot_end, attendee_name, \
                        attendee_email, status, attempts, last_error, calendar_out_of_sync, \
-                       requested_at, updated_at";
+                       confirmation_sent, confirmation_error, requested_at, updated_at";
 const CURSOR_SORT: &str = "booking_id";
 
 /// Which bookings of a tenant to list.

@@ -4,6 +4,7 @@
 pub mod calendar_fake;
 pub mod dns_server;
 pub mod graphql_rig;
+pub mod mailer_fake;
 pub mod radicale;
 pub mod saga_rig;
 pub mod stalwart;

@@ -356,6 +356,10 @@ pub struct BookingGql {
     pub last_calendar_error: Option<String>,
     /// Whether the calendar event still has to be moved or deleted.
     pub calendar_out_of_sync: bool,
+    /// Whether the attendee's confirmation e-mail went out.
+    pub confirmation_sent: bool,
+    /// Why it has not, if it has not (for example that outgoing mail is not configured).
+    pub confirmation_error: Option<String>,
     /// When it was requested.
     pub requested_at: String,
     /// When it last changed.
@@ -375,6 +379,8 @@ impl From<BookingRow> for BookingGql {
             calendar_write_attempts: row.attempts,
             last_calendar_error: row.last_error,
             calendar_out_of_sync: row.calendar_out_of_sync,
+            confirmation_sent: row.confirmation_sent,
+            confirmation_error: row.confirmation_error,
             requested_at: row.requested_at,
             updated_at: row.updated_at,
         }

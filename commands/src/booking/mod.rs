@@ -33,6 +33,7 @@ use dezky_domain::{Actor, EventMetadata};
 use serde::de::DeserializeOwned;
 use tokio::sync::OwnedMutexGuard;
 
+use crate::ports::booking_mail::{BookingConfirmation, BookingMailer, UnconfiguredMailer};
 use crate::ports::calendar::{CalendarError, CalendarEvent, CalendarServer};
 use crate::{Ledger, LedgerError, LedgerRepository};
 
@@ -194,6 +195,7 @@ pub struct BookingFlow<C> {
     locks: Cqrs<SlotLock>,
     bookings: Cqrs<Booking>,
     calendar: Arc<C>,
+    mailer: Arc<dyn BookingMailer>,
     settings: BookingSettings,
     /// One lock per booking being worked on: in one process, the calendar calls and commands
     /// of one booking never interleave (a delete of a stale event racing a fresh write could
@@ -227,9 +229,46 @@ impl<C: CalendarServer> BookingFlow<C> {
             bookings: framework(&ledger),
             ledger,
             calendar,
+            mailer: Arc::new(UnconfiguredMailer),
             settings,
             in_flight: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Sends attendees' confirmations through `mailer` (without one, each confirmed booking
+    /// records that outgoing mail is not configured).
+    pub fn with_mailer(mut self, mailer: Arc<dyn BookingMailer>) -> Self {
+        self.mailer = mailer;
+        self
+    }
+
+    /// Sends the booking's confirmation and records the outcome on the booking.
+    async fn send_confirmation(
+        &self,
+        booking_id: &str,
+        booking: &Booking,
+        metadata: &HashMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), BookingFlowError> {
+        let (Some(slot), Some(attendee)) = (booking.slot, booking.attendee.as_ref()) else {
+            return Err(BookingFlowError::NotFound);
+        };
+        let confirmation = BookingConfirmation {
+            booking_id: booking_id.to_owned(),
+            attendee_name: attendee.name.clone(),
+            attendee_email: attendee.email.clone(),
+            start: slot.start,
+            end: slot.end,
+        };
+        let command = match self.mailer.send_confirmation(&confirmation).await {
+            Ok(()) => BookingCommand::RecordConfirmationSent { at: now },
+            Err(error) => BookingCommand::RecordConfirmationFailure {
+                retryable: error.is_retryable(),
+                error: error.to_string(),
+                at: now,
+            },
+        };
+        self.on_booking(booking_id, command, metadata).await
     }
 
     /// Waits for, and holds, the booking's in-process lock.
@@ -600,6 +639,11 @@ impl<C: CalendarServer> BookingFlow<C> {
         {
             outcome = Driven::Tidied;
         }
+        if booking.confirmation_due(self.settings.max_attempts) {
+            self.send_confirmation(booking_id, &booking, &metadata, now)
+                .await?;
+            outcome = Driven::Tidied;
+        }
         if booking.status != Some(BookingStatus::Pending) {
             return Ok(outcome);
         }
@@ -639,7 +683,16 @@ impl<C: CalendarServer> BookingFlow<C> {
             .on_booking(booking_id, BookingCommand::Confirm { at: now }, metadata)
             .await
         {
-            Ok(()) => Ok(Driven::Confirmed),
+            Ok(()) => {
+                // The slot is the attendee's and the event is written: tell them. A failure
+                // here is recorded and retried; it never undoes the confirmation.
+                let confirmed = self.booking(booking_id).await?;
+                if confirmed.confirmation_due(self.settings.max_attempts) {
+                    self.send_confirmation(booking_id, &confirmed, metadata, now)
+                        .await?;
+                }
+                Ok(Driven::Confirmed)
+            }
             Err(BookingFlowError::Booking(BookingError::WrongStatus { .. })) => {
                 // Another process cancelled the booking while the event was written: the
                 // event must not outlive it. (Only a cancellation is final; an abandoned

@@ -75,7 +75,8 @@ impl<C: CalendarServer> BookingProcessor<C> {
                 BookingEvent::BookingRequested { at, .. }
                 | BookingEvent::CalendarWriteFailed { at, .. }
                 | BookingEvent::CalendarSyncFailed { at, .. }
-                | BookingEvent::BookingRetried { at, .. } => entry.last_try = Some(*at),
+                | BookingEvent::BookingRetried { at, .. }
+                | BookingEvent::ConfirmationEmailFailed { at, .. } => entry.last_try = Some(*at),
                 _ => {}
             }
             entry.booking.apply(event);
@@ -83,6 +84,7 @@ impl<C: CalendarServer> BookingProcessor<C> {
         let interval = chrono::Duration::milliseconds(
             i64::try_from(self.flow.settings().retry_interval_ms).unwrap_or(i64::MAX),
         );
+        let max_attempts = self.flow.settings().max_attempts;
         let is_due = |t: &Tracked| t.last_try.is_none_or(|last| last + interval <= now);
         Ok(tracked
             .into_iter()
@@ -91,6 +93,7 @@ impl<C: CalendarServer> BookingProcessor<C> {
                 !b.locks_to_free().is_empty()
                     || (b.calendar_out_of_sync && is_due(t))
                     || (b.status == Some(BookingStatus::Pending) && is_due(t))
+                    || (b.confirmation_due(max_attempts) && is_due(t))
             })
             .map(|(id, _)| id)
             .collect())

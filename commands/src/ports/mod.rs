@@ -2,6 +2,7 @@
 //! systems. Each is implemented by an adapter in `dezky-adapters` and, for the simulation
 //! suites, by an in-memory fake; one contract suite holds both to the same behaviour.
 
+pub mod booking_mail;
 pub mod calendar;
 pub mod dns;
 pub mod mail;

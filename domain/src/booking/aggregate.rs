@@ -172,6 +172,20 @@ pub enum BookingCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The attendee's confirmation e-mail was handed to the mail server.
+    RecordConfirmationSent {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Sending the confirmation e-mail failed; `retryable` says whether to try again.
+    RecordConfirmationFailure {
+        /// What the mail server said (or that none is configured).
+        error: String,
+        /// Whether another attempt may succeed.
+        retryable: bool,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 /// Events a booking emits.
@@ -279,6 +293,20 @@ pub enum BookingEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The attendee's confirmation e-mail was handed to the mail server.
+    ConfirmationEmailSent {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Sending the confirmation e-mail failed.
+    ConfirmationEmailFailed {
+        /// What the mail server said (truncated).
+        error: String,
+        /// Whether another attempt may succeed (not for "not configured" or a refusal).
+        retryable: bool,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for BookingEvent {
@@ -296,6 +324,8 @@ impl DomainEvent for BookingEvent {
             BookingEvent::BookingRescheduled { .. } => "BookingRescheduled",
             BookingEvent::CalendarSynced { .. } => "CalendarSynced",
             BookingEvent::CalendarSyncFailed { .. } => "CalendarSyncFailed",
+            BookingEvent::ConfirmationEmailSent { .. } => "ConfirmationEmailSent",
+            BookingEvent::ConfirmationEmailFailed { .. } => "ConfirmationEmailFailed",
         }
         .to_owned()
     }
@@ -361,6 +391,12 @@ pub struct Booking {
     pub held_locks: Vec<String>,
     /// Whether the calendar event must still be moved or deleted to match the booking.
     pub calendar_out_of_sync: bool,
+    /// Whether the attendee's confirmation e-mail went out.
+    pub confirmation_sent: bool,
+    /// Failed attempts at the confirmation e-mail.
+    pub confirmation_attempts: u32,
+    /// The last failure to send it, and whether it may be retried.
+    pub confirmation_error: Option<(String, bool)>,
 }
 
 fn truncate(error: &str) -> String {
@@ -368,6 +404,18 @@ fn truncate(error: &str) -> String {
 }
 
 impl Booking {
+    /// Whether the confirmation e-mail should be (re)sent: confirmed, not yet sent, and no
+    /// failure that another attempt cannot fix.
+    pub fn confirmation_due(&self, max_attempts: u32) -> bool {
+        self.status == Some(BookingStatus::Confirmed)
+            && !self.confirmation_sent
+            && self.confirmation_attempts < max_attempts.max(1)
+            && self
+                .confirmation_error
+                .as_ref()
+                .is_none_or(|(_, retryable)| *retryable)
+    }
+
     /// Whether the booking holds its current slot's lock.
     pub fn holds_slot(&self) -> bool {
         self.held_locks.contains(&self.lock_key)
@@ -583,6 +631,32 @@ impl Booking {
                 }
                 Ok(vec![BookingEvent::CalendarSynced { at }])
             }
+            BookingCommand::RecordConfirmationSent { at } => {
+                if self.status != Some(S::Confirmed) && self.status != Some(S::Cancelled) {
+                    return Err(self.wrong("marked as e-mailed"));
+                }
+                if self.confirmation_sent {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![BookingEvent::ConfirmationEmailSent { at }])
+            }
+            BookingCommand::RecordConfirmationFailure {
+                error,
+                retryable,
+                at,
+            } => {
+                if self.status != Some(S::Confirmed) && self.status != Some(S::Cancelled) {
+                    return Err(self.wrong("given a failed e-mail"));
+                }
+                if self.confirmation_sent {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![BookingEvent::ConfirmationEmailFailed {
+                    error: truncate(&error),
+                    retryable,
+                    at,
+                }])
+            }
             BookingCommand::RecordCalendarSyncFailure { error, at } => {
                 if !self.calendar_out_of_sync {
                     return Err(self.wrong("given a failed calendar sync"));
@@ -683,6 +757,13 @@ impl Aggregate for Booking {
             }
             BookingEvent::CalendarSynced { .. } => self.calendar_out_of_sync = false,
             BookingEvent::CalendarSyncFailed { error, .. } => self.last_error = Some(error),
+            BookingEvent::ConfirmationEmailSent { .. } => self.confirmation_sent = true,
+            BookingEvent::ConfirmationEmailFailed {
+                error, retryable, ..
+            } => {
+                self.confirmation_attempts += 1;
+                self.confirmation_error = Some((error, retryable));
+            }
         }
     }
 }
@@ -1072,6 +1153,67 @@ mod tests {
             booking.apply(e);
         }
         assert_eq!(booking.locks_to_free(), vec!["h-1/A".to_owned()]);
+    }
+
+    #[test]
+    fn a_confirmed_booking_owes_its_confirmation_until_it_is_sent_or_cannot_be() {
+        let confirmed = [
+            requested(),
+            held("h-1/A"),
+            BookingEvent::BookingConfirmed {
+                attempt: 1,
+                at: at(),
+            },
+        ];
+        let mut booking = Booking::default();
+        booking.apply(requested());
+        assert!(!booking.confirmation_due(5), "pending: nothing to send yet");
+        let mut booking = Booking::default();
+        for e in confirmed.clone() {
+            booking.apply(e);
+        }
+        assert!(booking.confirmation_due(5));
+        booking.apply(BookingEvent::ConfirmationEmailFailed {
+            error: "421".into(),
+            retryable: true,
+            at: at(),
+        });
+        assert!(booking.confirmation_due(5));
+        assert!(!booking.confirmation_due(1), "the attempts are spent");
+        booking.apply(BookingEvent::ConfirmationEmailFailed {
+            error: "not configured".into(),
+            retryable: false,
+            at: at(),
+        });
+        assert!(!booking.confirmation_due(5));
+        let mut sent = Booking::default();
+        for e in confirmed {
+            sent.apply(e);
+        }
+        Given::with(())
+            .given(vec![
+                requested(),
+                held("h-1/A"),
+                BookingEvent::BookingConfirmed {
+                    attempt: 1,
+                    at: at(),
+                },
+                BookingEvent::ConfirmationEmailSent { at: at() },
+            ])
+            .when(BookingCommand::RecordConfirmationSent { at: at() })
+            .then_expect_events(vec![]);
+        assert!(sent.confirmation_due(5));
+    }
+
+    #[test]
+    fn a_pending_booking_cannot_be_marked_as_e_mailed() {
+        Given::with(())
+            .given(vec![requested(), held("h-1/A")])
+            .when(BookingCommand::RecordConfirmationSent { at: at() })
+            .then_expect_error(BookingError::WrongStatus {
+                status: "pending",
+                action: "marked as e-mailed",
+            });
     }
 
     #[test]
