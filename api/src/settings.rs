@@ -227,9 +227,19 @@ impl Settings {
         }
     }
 
-    /// Domain verification's resolver: the configured nameserver, or the system's.
-    pub fn dns_verifier(&self) -> anyhow::Result<dezky_adapters::dns::DnsVerifier> {
-        Ok(dezky_adapters::dns::DnsVerifier::new(self.dns_nameserver)?)
+    /// Domain verification's resolver: the configured nameserver, or the system's. A
+    /// configured nameserver that cannot be used is an error; a machine without a readable
+    /// resolver configuration (a minimal container) runs with DNS checks "not configured",
+    /// which its effects then say, rather than refusing to start.
+    pub fn dns_verifier(&self) -> anyhow::Result<DomainDns> {
+        match dezky_adapters::dns::DnsVerifier::new(self.dns_nameserver) {
+            Ok(verifier) => Ok(DomainDns::Resolver(verifier)),
+            Err(error) if self.dns_nameserver.is_none() => {
+                tracing::warn!(%error, "no system resolver: DNS verification is not configured (set DEZKY_DNS_NAMESERVER)");
+                Ok(DomainDns::NotConfigured)
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Ledger connection options.
@@ -291,5 +301,31 @@ impl Settings {
             }
         }
         Ok(TrustedKeys::from_lines(lines)?)
+    }
+}
+
+/// DNS for domain verification, or none.
+#[derive(Debug, Clone)]
+pub enum DomainDns {
+    /// A working resolver.
+    Resolver(dezky_adapters::dns::DnsVerifier),
+    /// No resolver could be set up: every check says "not configured".
+    NotConfigured,
+}
+
+impl dezky_commands::ports::dns::DnsCheck for DomainDns {
+    async fn check(
+        &self,
+        expected: &[dezky_domain::domains::ExpectedRecord],
+    ) -> Result<Vec<dezky_domain::domains::RecordCheck>, dezky_commands::ports::dns::DnsCheckError>
+    {
+        match self {
+            DomainDns::Resolver(verifier) => {
+                dezky_commands::ports::dns::DnsCheck::check(verifier, expected).await
+            }
+            DomainDns::NotConfigured => {
+                Err(dezky_commands::ports::dns::DnsCheckError::NotConfigured)
+            }
+        }
     }
 }
