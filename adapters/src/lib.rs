@@ -9,4 +9,5 @@
 pub mod caldav;
 pub mod dns;
 pub mod oidc;
+pub mod smtp;
 pub mod stalwart;

@@ -242,9 +242,10 @@ pub async fn bind(
     )
     .await?;
     processors.extend(sagas.handles);
-    let mut booking = BookingService::new(
+    let mut booking = BookingService::with_mailer(
         ledger.clone(),
         settings.calendar_server()?,
+        Arc::new(settings.booking_mailer()?),
         settings.booking_settings(),
     );
     if let Some(key) = settings.booking_link_key()? {

@@ -153,6 +153,48 @@ pub struct Settings {
         default_value = ""
     )]
     pub booking_link_secret: Secret,
+
+    /// The SMTP submission server booking confirmations go through (Stalwart's). Unset:
+    /// outgoing mail is "not configured", recorded on each booking, and nothing is sent.
+    #[arg(long, global = true, env = "DEZKY_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+
+    /// Its port.
+    #[arg(long, global = true, env = "DEZKY_SMTP_PORT", default_value_t = 587)]
+    pub smtp_port: u16,
+
+    /// Transport security: `starttls` (required STARTTLS), `tls` (implicit TLS) or `plain`
+    /// (private networks only).
+    #[arg(
+        long,
+        global = true,
+        env = "DEZKY_SMTP_SECURITY",
+        default_value = "starttls"
+    )]
+    pub smtp_security: String,
+
+    /// The account to authenticate as (empty: no authentication).
+    #[arg(long, global = true, env = "DEZKY_SMTP_USER", default_value = "")]
+    pub smtp_user: String,
+
+    /// Its password.
+    #[arg(
+        long,
+        global = true,
+        env = "DEZKY_SMTP_PASSWORD",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub smtp_password: Secret,
+
+    /// The sender of booking confirmations.
+    #[arg(
+        long,
+        global = true,
+        env = "DEZKY_SMTP_FROM",
+        default_value = "Bookings <bookings@dezky.localhost>"
+    )]
+    pub smtp_from: String,
 }
 
 /// The shortest booking-link secret accepted: 256 bits of text, HMAC-SHA256's own size.
@@ -217,6 +259,34 @@ impl Settings {
         Ok(Some(crate::graphql::booking::LinkKey::new(
             secret.as_bytes(),
         )))
+    }
+
+    /// The booking confirmations' mail server: SMTP when a host is configured, otherwise an
+    /// adapter that answers "not configured".
+    pub fn booking_mailer(&self) -> anyhow::Result<dezky_adapters::smtp::SmtpMailer> {
+        use dezky_adapters::smtp::{
+            SmtpConfig, SmtpMailer, SmtpSecurity, DEFAULT_SMTP_TIMEOUT_SECONDS,
+        };
+        let Some(host) = &self.smtp_host else {
+            return Ok(SmtpMailer::unconfigured());
+        };
+        let security = match self.smtp_security.as_str() {
+            "starttls" => SmtpSecurity::StartTls,
+            "tls" => SmtpSecurity::Tls,
+            "plain" => SmtpSecurity::Plain,
+            other => {
+                anyhow::bail!("DEZKY_SMTP_SECURITY must be starttls, tls or plain, not {other:?}")
+            }
+        };
+        Ok(SmtpMailer::new(SmtpConfig {
+            host: host.clone(),
+            port: self.smtp_port,
+            security,
+            user: (!self.smtp_user.is_empty()).then(|| self.smtp_user.clone()),
+            password: dezky_commands::ports::Secret::new(self.smtp_password.expose()),
+            from: self.smtp_from.clone(),
+            timeout_seconds: DEFAULT_SMTP_TIMEOUT_SECONDS,
+        })?)
     }
 
     /// The booking flow's limits.

@@ -7,6 +7,7 @@ pub mod graphql_rig;
 pub mod mailer_fake;
 pub mod radicale;
 pub mod saga_rig;
+pub mod smtp_server;
 pub mod stalwart;
 
 use std::path::Path;

@@ -120,6 +120,22 @@ impl BookingService {
         }
     }
 
+    /// The service over `ledger` writing to `calendar` and sending confirmations through
+    /// `mailer`, without attendee links.
+    pub fn with_mailer(
+        ledger: dezky_commands::Ledger,
+        calendar: CalDav,
+        mailer: Arc<dyn dezky_commands::ports::booking_mail::BookingMailer>,
+        settings: BookingSettings,
+    ) -> Self {
+        Self {
+            flow: Arc::new(
+                BookingFlow::new(ledger, Arc::new(calendar), settings).with_mailer(mailer),
+            ),
+            links: None,
+        }
+    }
+
     /// Signs attendees' links with `key`.
     pub fn with_links(mut self, key: LinkKey) -> Self {
         self.links = Some(key);
