@@ -27,7 +27,7 @@ use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
 use dezky_domain::booking::{
     bookable_slot, grid_slots, slot_lock_key, Attendee, Availability, Booking, BookingCommand,
     BookingError, BookingHost, BookingHostCommand, BookingHostError, BookingStatus, Party, Slot,
-    SlotError, SlotLock, SlotLockCommand, SlotLockError,
+    SlotError, SlotLock, SlotLockCommand, SlotLockError, MAX_SLOT_MINUTES,
 };
 use dezky_domain::{Actor, EventMetadata};
 use serde::de::DeserializeOwned;
@@ -412,6 +412,40 @@ impl<C: CalendarServer> BookingFlow<C> {
         }
     }
 
+    /// A booking other than `booking_id` holding a slot that overlaps `slot` on any grid the
+    /// host has published (bookings made before a change of slot length keep their old
+    /// grid's locks). The lock of `slot` itself is left to the claim.
+    pub async fn overlapping_holder(
+        &self,
+        host_id: &str,
+        slot: Slot,
+        booking_id: &str,
+    ) -> Result<Option<String>, BookingFlowError> {
+        let (host, _) = load::<BookingHost>(&self.ledger, host_id)
+            .await
+            .map_err(ledger_error)?;
+        let own = slot_lock_key(host_id, slot.start);
+        let reach = chrono::Duration::minutes(i64::from(MAX_SLOT_MINUTES));
+        let mut checked = std::collections::BTreeSet::new();
+        for grid in host.grids() {
+            // Invalid old grids cannot have been booked; nothing to check there.
+            let Ok(slots) = grid_slots(grid, slot.start - reach, slot.end) else {
+                continue;
+            };
+            for other in slots.into_iter().filter(|o| o.overlaps(&slot)) {
+                let key = slot_lock_key(host_id, other.start);
+                if key == own || !checked.insert(key.clone()) {
+                    continue;
+                }
+                match self.holder(&key).await? {
+                    Some(holder) if holder != booking_id => return Ok(Some(holder)),
+                    _ => {}
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// The booking holding the lock `lock_key`, if any.
     pub async fn holder(&self, lock_key: &str) -> Result<Option<String>, BookingFlowError> {
         let (lock, _) = load::<SlotLock>(&self.ledger, lock_key)
@@ -487,6 +521,13 @@ impl<C: CalendarServer> BookingFlow<C> {
         // A cheap look first: a slot that is visibly held is refused without a booking on the
         // ledger. The claim below is what decides; this only spares the log.
         if self.holder(&lock_key).await?.is_some() {
+            return Err(BookingFlowError::SlotTaken);
+        }
+        if self
+            .overlapping_holder(&request.host_id, slot, &request.booking_id)
+            .await?
+            .is_some()
+        {
             return Err(BookingFlowError::SlotTaken);
         }
         self.on_booking(
@@ -851,6 +892,13 @@ impl<C: CalendarServer> BookingFlow<C> {
         if lock_key == booking.lock_key {
             return Err(BookingError::SameSlot.into());
         }
+        if self
+            .overlapping_holder(&booking.host_id, slot, booking_id)
+            .await?
+            .is_some()
+        {
+            return Err(BookingFlowError::SlotTaken);
+        }
         let metadata = self.metadata(issuer, &booking.tenant_id, now);
         // The intent goes on the booking before the claim, so a crash after the claim leaves
         // a lock the booking knows it must give back.
@@ -908,6 +956,15 @@ impl<C: CalendarServer> BookingFlow<C> {
         let booking = self.booking(booking_id).await?;
         let metadata = self.metadata(issuer, &booking.tenant_id, now);
         if booking.status == Some(BookingStatus::CalendarFailed) {
+            if let Some(slot) = booking.slot {
+                if self
+                    .overlapping_holder(&booking.host_id, slot, booking_id)
+                    .await?
+                    .is_some()
+                {
+                    return Err(BookingFlowError::SlotTaken);
+                }
+            }
             if !booking.holds_slot() {
                 // Intent first, then the claim: a crash in between leaves a lock the
                 // abandoned booking gives back, never one nobody knows about.

@@ -11,6 +11,10 @@ use super::availability::{Availability, AvailabilityError};
 /// Aggregate type name as stored in the ledger. Never change it.
 pub const BOOKING_HOST_AGGREGATE_TYPE: &str = "booking_host";
 const BOOKING_HOST_EVENT_VERSION: &str = "1.0";
+/// Earlier availabilities a host remembers: bookings made on an earlier slot grid keep their
+/// locks on that grid, and a new slot must not overlap them (see
+/// [`BookingHost::grids`]). Beyond this many changes the oldest grid is forgotten.
+pub const MAX_REMEMBERED_GRIDS: usize = 20;
 
 /// Commands a booking host accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,9 +71,30 @@ pub struct BookingHost {
     pub tenant_id: Option<String>,
     /// The current availability, once published.
     pub availability: Option<Availability>,
+    /// Earlier availabilities with a different slot grid, oldest first (at most
+    /// [`MAX_REMEMBERED_GRIDS`]).
+    #[serde(default)]
+    pub earlier: Vec<Availability>,
+}
+
+/// Whether two availabilities lay out the same slots (the calendar may differ).
+fn same_grid(a: &Availability, b: &Availability) -> bool {
+    a.time_zone == b.time_zone
+        && a.working_hours == b.working_hours
+        && a.slot_minutes == b.slot_minutes
+        && a.buffer_minutes == b.buffer_minutes
 }
 
 impl BookingHost {
+    /// Every slot grid the host has published, the current one first: the grids whose slot
+    /// locks a new booking must not overlap.
+    pub fn grids(&self) -> Vec<&Availability> {
+        self.availability
+            .iter()
+            .chain(self.earlier.iter().rev())
+            .collect()
+    }
+
     /// Decides a command. Pure.
     pub fn decide(
         &self,
@@ -125,6 +150,18 @@ impl Aggregate for BookingHost {
                 availability,
             } => {
                 self.tenant_id = Some(tenant_id);
+                if let Some(previous) = self.availability.take() {
+                    let known = same_grid(&previous, &availability)
+                        || self.earlier.iter().any(|a| same_grid(a, &previous));
+                    if !known {
+                        self.earlier.push(previous);
+                        if self.earlier.len() > MAX_REMEMBERED_GRIDS {
+                            self.earlier.remove(0);
+                        }
+                    }
+                }
+                // The current grid is checked as the current one; keep it out of the list.
+                self.earlier.retain(|a| !same_grid(a, &availability));
                 self.availability = Some(availability);
             }
         }
@@ -200,6 +237,32 @@ mod tests {
             .given(vec![published("t-1")])
             .when(publish("t-2", availability()))
             .then_expect_error(BookingHostError::OtherTenant);
+    }
+
+    #[test]
+    fn a_host_remembers_each_earlier_grid_once_but_not_a_calendar_change() {
+        let mut host = BookingHost::default();
+        let first = availability();
+        let mut longer = availability();
+        longer.slot_minutes = 45;
+        let mut moved_calendar = longer.clone();
+        moved_calendar.calendar = "ann/other/".into();
+        for a in [
+            first.clone(),
+            longer.clone(),
+            first.clone(),
+            longer,
+            moved_calendar.clone(),
+        ] {
+            host.apply(BookingHostEvent::AvailabilityPublished {
+                tenant_id: "t-1".into(),
+                availability: a,
+            });
+        }
+        let grids = host.grids();
+        assert_eq!(grids.len(), 2, "{grids:?}");
+        assert_eq!(grids[0], &moved_calendar);
+        assert_eq!(grids[1], &first);
     }
 
     #[test]

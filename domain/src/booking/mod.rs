@@ -21,9 +21,9 @@
 //! of slot length, but it needs several claims per booking, which are not atomic together and
 //! leave half-claimed cells after a crash. The price of the simpler key: when a host
 //! republishes availability with a different grid, a new slot can overlap a booking made on
-//! the old grid; the command side refuses such a slot by checking the host's held bookings
-//! (see `dezky_commands::booking`), and ADR 10 records that this check, unlike the lock, is
-//! not atomic against a concurrent availability change.
+//! the old grid. The host remembers its earlier grids ([`BookingHost::grids`]) and the command
+//! side refuses a slot that overlaps a held slot lock of any of them; ADR 10 records that this
+//! check, unlike the lock, is not atomic against bookings racing the availability change.
 //!
 //! # Order of steps (driven by `dezky_commands::booking`)
 //!
@@ -54,7 +54,7 @@ pub use availability::{
 };
 pub use host::{
     booking_host_upcasters, BookingHost, BookingHostCommand, BookingHostError, BookingHostEvent,
-    BOOKING_HOST_AGGREGATE_TYPE,
+    BOOKING_HOST_AGGREGATE_TYPE, MAX_REMEMBERED_GRIDS,
 };
 pub use slot_lock::{
     slot_lock_upcasters, SlotLock, SlotLockCommand, SlotLockError, SlotLockEvent,
