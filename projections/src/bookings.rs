@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use dezky_commands::encoding::EventRecord;
 use dezky_commands::store::Db;
-use dezky_domain::booking::{BookingEvent, BookingStatus, BOOKING_AGGREGATE_TYPE};
+use dezky_domain::booking::{BookingEvent, BookingStatus, Slot, BOOKING_AGGREGATE_TYPE};
 use serde_json::Value;
 
 use crate::runner::{Dialect, Projection, ProjectionError, ReadTx};
@@ -465,6 +465,42 @@ pub async fn taken_slots(
                     column: "slot_start",
                     value: start,
                 })
+        })
+        .collect()
+}
+
+/// The slots of the host held by a pending or confirmed booking that overlap `[from, to)`,
+/// whatever grid they were booked on: what the public page must not offer.
+pub async fn held_slots(
+    db: &Db,
+    host_id: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Slot>, QueryError> {
+    let build = crate::builds::live_build(db, Bookings::NAME, Bookings::VERSION).await?;
+    let table = table_of(build);
+    let mut sql = Sql::new(format!(
+        "SELECT slot_start, slot_end FROM {table} WHERE host_id = "
+    ));
+    let h = sql.arg(Arg::Text(host_id.to_owned()));
+    let f = sql.arg(Arg::Text(instant(from)));
+    let t = sql.arg(Arg::Text(instant(to)));
+    sql.push(&format!(
+        "{h} AND slot_start < {t} AND slot_end > {f} \
+         AND status IN ('pending', 'confirmed') ORDER BY slot_start"
+    ));
+    let rows: Vec<(String, String)> = fetch_all(db, &sql).await?;
+    let parse = |value: String, column: &'static str| {
+        DateTime::parse_from_rfc3339(&value)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| QueryError::StoredValue { column, value })
+    };
+    rows.into_iter()
+        .map(|(start, end)| {
+            Ok(Slot {
+                start: parse(start, "slot_start")?,
+                end: parse(end, "slot_end")?,
+            })
         })
         .collect()
 }

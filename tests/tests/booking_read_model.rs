@@ -10,7 +10,7 @@ use chrono::Duration;
 use dezky_commands::booking::{BookingSettings, Issuer};
 use dezky_domain::booking::{BookingStatus, Party};
 use dezky_projections::bookings::{
-    booking, list_bookings, taken_slots, BookingFilter, BookingRow, Bookings,
+    booking, held_slots, list_bookings, taken_slots, BookingFilter, BookingRow, Bookings,
 };
 use dezky_projections::tenants::PageRequest;
 use dezky_projections::ProjectionRunner;
@@ -136,6 +136,15 @@ async fn read_model_follows_bookings(backend: Backend) {
         .await
         .expect("taken");
     assert_eq!(taken, vec![at(0), at(1), at(4)]);
+    // The same as intervals, found by overlap: a range starting inside booking 1's slot
+    // still sees it.
+    let held = held_slots(ledger.db(), HOST, at(0) + Duration::minutes(10), at(2))
+        .await
+        .expect("held");
+    assert_eq!(
+        held.iter().map(|s| s.start).collect::<Vec<_>>(),
+        vec![at(0), at(1)]
+    );
 
     // A rebuild from the ledger is the live model.
     let rebuilt = ProjectionRunner::new(ledger.clone(), Bookings::with_version(2))

@@ -34,10 +34,11 @@ use dezky_commands::booking::{
     BookRequest, BookingFlow, BookingFlowError, BookingSettings, Issuer,
 };
 use dezky_domain::booking::{
-    free_slots, Attendee, Availability, BookingStatus, Party, Weekday, WorkingHours, MAX_QUERY_DAYS,
+    free_slots, Attendee, Availability, BookingStatus, Party, Weekday, WorkingHours,
+    MAX_QUERY_DAYS, MAX_SLOT_MINUTES,
 };
 use dezky_domain::Actor;
-use dezky_projections::bookings::{booking, list_bookings, taken_slots, BookingFilter, BookingRow};
+use dezky_projections::bookings::{booking, held_slots, list_bookings, BookingFilter, BookingRow};
 
 use super::authz;
 use super::error::{ApiError, Code};
@@ -478,13 +479,17 @@ impl BookingQuery {
         }
         let flow = flow(ctx);
         let (_, availability) = flow.host(&host_id).await.map_err(flow_error)?;
-        let taken = taken_slots(api(ctx).ledger.db(), &host_id, from, to)
+        // Held slots overlapping the range, on whatever grid they were booked: a slot of the
+        // current grid that overlaps one is not offered.
+        let reach = chrono::Duration::minutes(i64::from(MAX_SLOT_MINUTES));
+        let held = held_slots(api(ctx).ledger.db(), &host_id, from - reach, to + reach)
             .await
             .map_err(ApiError::from)?;
-        let slots = free_slots(&availability, from, to, now(ctx), &taken)
+        let slots = free_slots(&availability, from, to, now(ctx), &[])
             .map_err(|e| ApiError::new(Code::Validation, e.to_string()))?;
         Ok(slots
             .into_iter()
+            .filter(|slot| !held.iter().any(|h| h.overlaps(slot)))
             .map(|s| SlotGql {
                 start: s.start.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
                 end: s.end.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
