@@ -7,6 +7,7 @@ pub mod audit_cli;
 pub mod bench;
 pub mod bench_graphql;
 pub mod bench_rebuild;
+pub mod booking;
 pub mod cli;
 pub mod demo;
 pub mod dev;

@@ -251,10 +251,11 @@ pub async fn bind(
     if let Some(key) = settings.booking_link_key()? {
         booking = booking.with_links(key);
     }
-    processors.push(tokio::spawn(
-        dezky_commands::booking::processor::BookingProcessor::new(booking.flow())
-            .run(shutdown.clone()),
-    ));
+    processors.push(tokio::spawn(crate::booking::run(
+        booking.flow(),
+        dezky_projections::host::holder_id(),
+        shutdown.clone(),
+    )));
     processors.extend([tokio::spawn(run_checkpointer(
         ledger.clone(),
         key,
