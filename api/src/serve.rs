@@ -242,15 +242,14 @@ pub async fn bind(
     )
     .await?;
     processors.extend(sagas.handles);
-    let mut booking = BookingService::with_mailer(
+    let booking = BookingService::configured(
         ledger.clone(),
         settings.calendar_server()?,
         Arc::new(settings.booking_mailer()?),
         settings.booking_settings(),
+        settings.booking_link_key()?,
+        settings.booking_manage_url.clone(),
     );
-    if let Some(key) = settings.booking_link_key()? {
-        booking = booking.with_links(key);
-    }
     processors.push(tokio::spawn(crate::booking::run(
         booking.flow(),
         dezky_projections::host::holder_id(),

@@ -154,6 +154,12 @@ pub struct Settings {
     )]
     pub booking_link_secret: Secret,
 
+    /// The booking page's address for managing a booking (`https://book.dezky.eu/manage`):
+    /// confirmations link there with the attendee's signed token. Unset: no link in the
+    /// e-mail.
+    #[arg(long, global = true, env = "DEZKY_BOOKING_MANAGE_URL")]
+    pub booking_manage_url: Option<String>,
+
     /// The SMTP submission server booking confirmations go through (Stalwart's). Unset:
     /// outgoing mail is "not configured", recorded on each booking, and nothing is sent.
     #[arg(long, global = true, env = "DEZKY_SMTP_HOST")]

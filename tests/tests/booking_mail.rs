@@ -32,7 +32,9 @@ async fn rig(with_mailer: bool) -> Rig {
     // Publish the host's availability through the shared helper, then rebuild the flow with
     // the mailer (the helper's flow has none).
     flow(&ledger, calendar.clone(), settings).await;
-    let mut built = BookingFlow::new(ledger, calendar.clone(), settings);
+    let mut built = BookingFlow::new(ledger, calendar.clone(), settings).with_manage_links(
+        Arc::new(|id: &str| format!("https://book.example.eu/manage?token={id}.sig")),
+    );
     if with_mailer {
         built = built.with_mailer(mailer.clone());
     }
@@ -66,6 +68,12 @@ async fn the_confirmation_goes_out_once_and_only_after_the_calendar_is_written()
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].attendee_email, "attendee-1@example.eu");
     assert_eq!(sent[0].start, slot_start());
+    // In the host's zone, with the attendee's link to cancel or move it.
+    assert_eq!(sent[0].time_zone, "Europe/Berlin");
+    assert_eq!(
+        sent[0].manage_url.as_deref(),
+        Some("https://book.example.eu/manage?token=booking-1.sig")
+    );
     let booking = rig.flow.booking("booking-1").await.expect("booking");
     assert!(booking.confirmation_sent);
     // Nothing is due any more, and confirming again sends nothing.

@@ -22,6 +22,8 @@ fn confirmation(email: &str) -> BookingConfirmation {
         attendee_email: email.into(),
         start: slot_start(),
         end: slot_start() + Duration::minutes(30),
+        time_zone: "Europe/Berlin".into(),
+        manage_url: None,
     }
 }
 

@@ -130,12 +130,26 @@ pub fn confirmation_message(
         ))
     })?;
     let domain = from.email.domain().to_owned();
+    // As the host published it; an unknown zone (never stored: availability is validated)
+    // would fall back to UTC rather than fail the message.
+    let zone: chrono_tz::Tz = confirmation.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let (start, end) = (
+        confirmation.start.with_timezone(&zone),
+        confirmation.end.with_timezone(&zone),
+    );
+    let manage = confirmation
+        .manage_url
+        .as_ref()
+        .map(|url| format!("To cancel or move it: {url}\n\n"))
+        .unwrap_or_default();
     let body = format!(
-        "Hello {name},\n\nyour booking is confirmed:\n\n  {start} to {end} (UTC)\n\n\
-         Booking reference: {id}\n",
+        "Hello {name},\n\nyour booking is confirmed:\n\n  {day}, {from} to {to} ({zone})\n  \
+         ({utc} UTC)\n\n{manage}Booking reference: {id}\n",
         name = confirmation.attendee_name,
-        start = confirmation.start.format("%Y-%m-%d %H:%M"),
-        end = confirmation.end.format("%H:%M"),
+        day = start.format("%A %-d %B %Y"),
+        from = start.format("%H:%M"),
+        to = end.format("%H:%M"),
+        utc = confirmation.start.format("%Y-%m-%d %H:%M"),
         id = confirmation.booking_id,
     );
     Message::builder()
@@ -197,6 +211,8 @@ mod tests {
                 .with_ymd_and_hms(2026, 12, 2, 8, 30, 0)
                 .single()
                 .expect("time"),
+            time_zone: "Europe/Berlin".into(),
+            manage_url: Some("https://book.example.eu/manage?token=b-1.sig".into()),
         }
     }
 
@@ -210,7 +226,15 @@ mod tests {
             text.contains("Message-ID: <booking-b-1@dezky.eu>"),
             "{text}"
         );
-        assert!(text.contains("2026-12-02 08:00 to 08:30 (UTC)"), "{text}");
+        assert!(
+            text.contains("Wednesday 2 December 2026, 09:00 to 09:30 (Europe/Berlin)"),
+            "{text}"
+        );
+        assert!(text.contains("(2026-12-02 08:00 UTC)"), "{text}");
+        assert!(
+            text.contains("To cancel or move it: https://book.example.eu/manage?token=b-1.sig"),
+            "{text}"
+        );
         assert!(text.contains("To: \"Bo evil\" <bo@example.eu>"), "{text}");
     }
 

@@ -137,6 +137,29 @@ impl BookingService {
         }
     }
 
+    /// The service as `dezky serve` runs it: confirmations through `mailer`, links signed with
+    /// `key` (if any), and, when `manage_url` is set too, each confirmation carrying the
+    /// attendee's link `{manage_url}?token={signed token}`.
+    pub fn configured(
+        ledger: dezky_commands::Ledger,
+        calendar: CalDav,
+        mailer: Arc<dyn dezky_commands::ports::booking_mail::BookingMailer>,
+        settings: BookingSettings,
+        key: Option<LinkKey>,
+        manage_url: Option<String>,
+    ) -> Self {
+        let mut flow = BookingFlow::new(ledger, Arc::new(calendar), settings).with_mailer(mailer);
+        if let (Some(key), Some(base)) = (key.clone(), manage_url) {
+            flow = flow.with_manage_links(Arc::new(move |booking_id: &str| {
+                format!("{base}?token={}", key.sign(booking_id))
+            }));
+        }
+        Self {
+            flow: Arc::new(flow),
+            links: key,
+        }
+    }
+
     /// Signs attendees' links with `key`.
     pub fn with_links(mut self, key: LinkKey) -> Self {
         self.links = Some(key);

@@ -144,6 +144,9 @@ impl Issuer {
 
 type Cqrs<A> = CqrsFramework<A, PersistedEventStore<LedgerRepository, A>>;
 
+/// Builds an attendee's link to manage a booking from its id (the API signs it).
+pub type ManageLinks = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
 fn framework<A: Aggregate<Services = ()>>(ledger: &Ledger) -> Cqrs<A> {
     let store = PersistedEventStore::new_event_store(LedgerRepository::new(ledger.clone()));
     CqrsFramework::new(store, vec![], ())
@@ -196,6 +199,7 @@ pub struct BookingFlow<C> {
     bookings: Cqrs<Booking>,
     calendar: Arc<C>,
     mailer: Arc<dyn BookingMailer>,
+    manage_links: Option<ManageLinks>,
     settings: BookingSettings,
     /// One lock per booking being worked on: in one process, the calendar calls and commands
     /// of one booking never interleave (a delete of a stale event racing a fresh write could
@@ -230,6 +234,7 @@ impl<C: CalendarServer> BookingFlow<C> {
             ledger,
             calendar,
             mailer: Arc::new(UnconfiguredMailer),
+            manage_links: None,
             settings,
             in_flight: Mutex::new(HashMap::new()),
         }
@@ -239,6 +244,13 @@ impl<C: CalendarServer> BookingFlow<C> {
     /// records that outgoing mail is not configured).
     pub fn with_mailer(mut self, mailer: Arc<dyn BookingMailer>) -> Self {
         self.mailer = mailer;
+        self
+    }
+
+    /// Puts the attendee's cancel/reschedule link (`link(booking id)`, a signed URL the API
+    /// builds) into each confirmation.
+    pub fn with_manage_links(mut self, link: ManageLinks) -> Self {
+        self.manage_links = Some(link);
         self
     }
 
@@ -253,12 +265,20 @@ impl<C: CalendarServer> BookingFlow<C> {
         let (Some(slot), Some(attendee)) = (booking.slot, booking.attendee.as_ref()) else {
             return Err(BookingFlowError::NotFound);
         };
+        // The host's current zone: a host who moved zones wants the new one shown.
+        let time_zone = match self.host(&booking.host_id).await {
+            Ok((_, availability)) => availability.time_zone,
+            Err(BookingFlowError::NotFound) => "UTC".to_owned(),
+            Err(e) => return Err(e),
+        };
         let confirmation = BookingConfirmation {
             booking_id: booking_id.to_owned(),
             attendee_name: attendee.name.clone(),
             attendee_email: attendee.email.clone(),
             start: slot.start,
             end: slot.end,
+            time_zone,
+            manage_url: self.manage_links.as_ref().map(|link| link(booking_id)),
         };
         let command = match self.mailer.send_confirmation(&confirmation).await {
             Ok(()) => BookingCommand::RecordConfirmationSent { at: now },

@@ -25,6 +25,10 @@ pub struct BookingConfirmation {
     pub start: DateTime<Utc>,
     /// End, UTC.
     pub end: DateTime<Utc>,
+    /// The host's IANA time zone, to show the time as the host published it.
+    pub time_zone: String,
+    /// The attendee's link to cancel or move the booking, when links are issued.
+    pub manage_url: Option<String>,
 }
 
 /// Why a message was not sent.
