@@ -1,5 +1,6 @@
 //! A seeded simulation of the booking flow: random book / confirm / cancel / reschedule /
-//! operator-retry / processor interleavings, run concurrently, with injected calendar faults
+//! operator-retry / processor interleavings, run concurrently, while the host changes its slot
+//! length (so bookings of different grids, with different locks, overlap), with injected calendar faults
 //! (refusals, lost answers, outages) and crashes (an operation aborted mid-way, then the
 //! ledger reopened and the flow rebuilt), through the real code on a real ledger. After every
 //! step: no two confirmed bookings overlap, and every confirmed booking has its calendar
@@ -15,7 +16,7 @@ mod booking_common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use booking_common::{flow, later, now, slot_start, CALENDAR};
+use booking_common::{availability, flow, later, now, slot_start, CALENDAR, HOST, TENANT};
 use chrono::{DateTime, Duration, Utc};
 use cqrs_es::Aggregate;
 use dezky_commands::booking::processor::BookingProcessor;
@@ -35,6 +36,9 @@ const DEFAULT_SEEDS: u64 = 12;
 const STEPS: usize = 60;
 /// Grid slots the bookings fight over.
 const SLOTS: i64 = 5;
+/// The slot lengths the host switches between (minutes): none divides into another's grid
+/// evenly, so a change makes slots that overlap old bookings under other locks.
+const GRIDS: [u32; 3] = [30, 45, 20];
 
 /// SplitMix64: small, seedable, and the same on every machine.
 struct Rng(u64);
@@ -57,16 +61,19 @@ impl Rng {
     }
 }
 
-fn slot(k: i64) -> DateTime<Utc> {
-    slot_start() + Duration::minutes(30 * k)
+/// The `k`-th slot of the grid of `minutes`-long slots.
+fn slot(minutes: u32, k: i64) -> DateTime<Utc> {
+    slot_start() + Duration::minutes(i64::from(minutes) * k)
 }
 
 #[derive(Debug, Clone)]
 enum Op {
-    Book(String, i64),
+    Book(String, DateTime<Utc>),
     Confirm(String),
     Cancel(String, Party),
-    Reschedule(String, i64),
+    Reschedule(String, DateTime<Utc>),
+    /// The host publishes slots of this many minutes.
+    Republish(u32),
     Retry(String),
     Tick,
 }
@@ -79,6 +86,8 @@ struct World {
     settings: BookingSettings,
     now: DateTime<Utc>,
     bookings: Vec<String>,
+    /// The slot length of the grid the next operations pick their slots from.
+    grid: u32,
 }
 
 /// The errors an operation may meet in a correct run; anything else is a failure.
@@ -93,12 +102,12 @@ async fn run_op(
 ) -> Result<(), String> {
     let public = Issuer::public(None);
     let outcome = match op.clone() {
-        Op::Book(id, k) => {
+        Op::Book(id, start) => {
             flow.book(
                 BookRequest {
                     booking_id: id.clone(),
                     host_id: booking_common::HOST.into(),
-                    start: slot(k),
+                    start,
                     attendee: Attendee {
                         name: format!("Person {id}"),
                         email: format!("{id}@example.eu"),
@@ -111,8 +120,14 @@ async fn run_op(
         }
         Op::Confirm(id) => flow.confirm(&id, &public, at).await,
         Op::Cancel(id, by) => flow.cancel(&id, by, &public, at).await,
-        Op::Reschedule(id, k) => {
-            flow.reschedule(&id, slot(k), Party::Attendee, &public, at)
+        Op::Reschedule(id, start) => {
+            flow.reschedule(&id, start, Party::Attendee, &public, at)
+                .await
+        }
+        Op::Republish(minutes) => {
+            let mut published = availability();
+            published.slot_minutes = minutes;
+            flow.publish_availability(HOST, TENANT, published, &Issuer::processor(), at)
                 .await
         }
         Op::Retry(id) => flow
@@ -215,11 +230,12 @@ impl World {
     }
 
     fn op(&mut self, rng: &mut Rng) -> Op {
-        match rng.below(12) {
+        let k = i64::try_from(rng.below(SLOTS as u64)).unwrap_or(0);
+        match rng.below(13) {
             0..=3 => {
                 let id = format!("sim-{}", self.bookings.len());
                 self.bookings.push(id.clone());
-                Op::Book(id, i64::try_from(rng.below(SLOTS as u64)).unwrap_or(0))
+                Op::Book(id, slot(self.grid, k))
             }
             4..=5 => Op::Confirm(self.pick(rng)),
             6 => Op::Cancel(
@@ -230,11 +246,13 @@ impl World {
                     Party::Host
                 },
             ),
-            7 => Op::Reschedule(
-                self.pick(rng),
-                i64::try_from(rng.below(SLOTS as u64)).unwrap_or(0),
-            ),
+            7 => Op::Reschedule(self.pick(rng), slot(self.grid, k)),
             8 => Op::Retry(self.pick(rng)),
+            9 => {
+                // Operations already picked keep the old grid's slots: they race the change.
+                self.grid = GRIDS[usize::try_from(rng.below(GRIDS.len() as u64)).unwrap_or(0)];
+                Op::Republish(self.grid)
+            }
             _ => Op::Tick,
         }
     }
@@ -260,6 +278,7 @@ async fn simulate(seed: u64) -> Result<(), String> {
         settings,
         now: now(),
         bookings: Vec::new(),
+        grid: GRIDS[0],
     };
 
     for step in 0..STEPS {
@@ -356,24 +375,28 @@ async fn simulate(seed: u64) -> Result<(), String> {
         }
     }
     // Every lock that is held is held by a confirmed booking whose current slot it is.
-    for k in 0..SLOTS {
-        for day in [0, 1] {
-            let start = slot(k) + Duration::days(day);
-            let key = dezky_domain::booking::slot_lock_key(booking_common::HOST, start);
-            let (lock, _) = load::<SlotLock>(&world.ledger, &key)
-                .await
-                .map_err(|e| e.to_string())?;
-            if let Some(holder) = lock.holder {
-                let ok = all.get(&holder).is_some_and(|b| {
-                    b.status == Some(BookingStatus::Confirmed) && b.lock_key == key
-                });
-                if !ok {
-                    return Err(format!(
-                        "{key} is held by {holder}, which does not own it{}{}",
-                        history(&world.ledger, BOOKING_AGGREGATE_TYPE, &holder).await,
-                        history(&world.ledger, "slot_lock", &key).await
-                    ));
-                }
+    let keys: BTreeSet<String> = world
+        .ledger
+        .events_of_type("slot_lock")
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|r| r.aggregate_id)
+        .collect();
+    for key in keys {
+        let (lock, _) = load::<SlotLock>(&world.ledger, &key)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(holder) = lock.holder {
+            let ok = all
+                .get(&holder)
+                .is_some_and(|b| b.status == Some(BookingStatus::Confirmed) && b.lock_key == key);
+            if !ok {
+                return Err(format!(
+                    "{key} is held by {holder}, which does not own it{}{}",
+                    history(&world.ledger, BOOKING_AGGREGATE_TYPE, &holder).await,
+                    history(&world.ledger, "slot_lock", &key).await
+                ));
             }
         }
     }

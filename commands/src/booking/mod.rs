@@ -466,6 +466,31 @@ impl<C: CalendarServer> BookingFlow<C> {
         Ok(None)
     }
 
+    /// Run right after this booking claimed `lock_key` for `slot`: the holder of an
+    /// overlapping slot on another grid, if any, in which case the claim is given back (the
+    /// booking does not list the lock yet, or lists it as one to free).
+    ///
+    /// Why after and not only before: two bookings on two grids (one read the host before a
+    /// change of slot length, one after) claim two different locks, and each could check the
+    /// other's lock before it was claimed. Claiming first and checking second makes them a
+    /// store-then-load pair over the ledger, which serializes writes: whichever claim came
+    /// second sees the first, so at most one keeps its slot (in a close race both may give
+    /// up, which is safe: both attendees are told the slot is taken).
+    async fn claimed_without_overlap(
+        &self,
+        host_id: &str,
+        slot: Slot,
+        lock_key: &str,
+        booking_id: &str,
+        metadata: &HashMap<String, String>,
+    ) -> Result<Option<String>, BookingFlowError> {
+        let Some(holder) = self.overlapping_holder(host_id, slot, booking_id).await? else {
+            return Ok(None);
+        };
+        self.release(lock_key, booking_id, metadata).await?;
+        Ok(Some(holder))
+    }
+
     /// The booking holding the lock `lock_key`, if any.
     pub async fn holder(&self, lock_key: &str) -> Result<Option<String>, BookingFlowError> {
         let (lock, _) = load::<SlotLock>(&self.ledger, lock_key)
@@ -487,15 +512,24 @@ impl<C: CalendarServer> BookingFlow<C> {
             tenant_id: tenant_id.to_owned(),
             availability,
         };
-        match self
-            .hosts
-            .execute_with_metadata(host_id, command, self.metadata(issuer, tenant_id, at))
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(AggregateError::UserError(e)) => Err(e.into()),
-            Err(e) => Err(ledger_error(e)),
+        let metadata = self.metadata(issuer, tenant_id, at);
+        // Two saves at once (two portal tabs): decided again on what the other wrote, so the
+        // last save wins as with any settings form, instead of failing with a conflict.
+        for _ in 0..CONFLICT_ATTEMPTS {
+            match self
+                .hosts
+                .execute_with_metadata(host_id, command.clone(), metadata.clone())
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(AggregateError::AggregateConflict) => continue,
+                Err(AggregateError::UserError(e)) => return Err(e.into()),
+                Err(e) => return Err(ledger_error(e)),
+            }
         }
+        Err(BookingFlowError::Ledger(
+            "the host's availability kept conflicting".into(),
+        ))
     }
 
     /// The host's slots starting in `[from, to)` that can be booked at `now`, each with
@@ -554,7 +588,7 @@ impl<C: CalendarServer> BookingFlow<C> {
             &request.booking_id,
             BookingCommand::Request {
                 tenant_id,
-                host_id: request.host_id,
+                host_id: request.host_id.clone(),
                 calendar: availability.calendar,
                 slot,
                 lock_key: lock_key.clone(),
@@ -564,19 +598,41 @@ impl<C: CalendarServer> BookingFlow<C> {
             &metadata,
         )
         .await?;
-        self.take_slot(&request.booking_id, &lock_key, &metadata, now)
-            .await
+        self.take_slot(
+            &request.booking_id,
+            &request.host_id,
+            slot,
+            &lock_key,
+            &metadata,
+            now,
+        )
+        .await
     }
 
     /// Claims the booking's lock and records the outcome on the booking.
+    ///
+    /// The claim makes one holder per lock; slots of different grids (the host changed the
+    /// slot length or start) have different locks, so an overlap is checked again **after**
+    /// the claim ([`Self::claimed_without_overlap`]).
     async fn take_slot(
         &self,
         booking_id: &str,
+        host_id: &str,
+        slot: Slot,
         lock_key: &str,
         metadata: &HashMap<String, String>,
         now: DateTime<Utc>,
     ) -> Result<(), BookingFlowError> {
-        match self.claim(lock_key, booking_id, metadata).await? {
+        let mut outcome = self.claim(lock_key, booking_id, metadata).await?;
+        if outcome.is_none() {
+            if let Some(holder) = self
+                .claimed_without_overlap(host_id, slot, lock_key, booking_id, metadata)
+                .await?
+            {
+                outcome = Some(holder);
+            }
+        }
+        match outcome {
             None => {
                 self.on_booking(
                     booking_id,
@@ -709,8 +765,18 @@ impl<C: CalendarServer> BookingFlow<C> {
             return Ok(outcome);
         }
         if !booking.holds_slot() {
+            let Some(slot) = booking.slot else {
+                return Err(BookingFlowError::NotFound);
+            };
             match self
-                .take_slot(booking_id, &booking.lock_key, &metadata, now)
+                .take_slot(
+                    booking_id,
+                    &booking.host_id,
+                    slot,
+                    &booking.lock_key,
+                    &metadata,
+                    now,
+                )
                 .await
             {
                 Ok(()) => {}
@@ -931,7 +997,17 @@ impl<C: CalendarServer> BookingFlow<C> {
             &metadata,
         )
         .await?;
-        if let Some(_holder) = self.claim(&lock_key, booking_id, &metadata).await? {
+        // Claimed, then checked again for an overlap on another grid (see
+        // [`Self::claimed_without_overlap`]); the booking lists the new lock as one it is
+        // moving to, so freeing its locks gives it back either way.
+        let taken = match self.claim(&lock_key, booking_id, &metadata).await? {
+            Some(holder) => Some(holder),
+            None => {
+                self.overlapping_holder(&booking.host_id, slot, booking_id)
+                    .await?
+            }
+        };
+        if taken.is_some() {
             let booking = self.booking(booking_id).await?;
             self.free_locks(booking_id, &booking, &metadata, now)
                 .await?;
@@ -1000,7 +1076,16 @@ impl<C: CalendarServer> BookingFlow<C> {
             }
             // Always claimed, even when the booking already lists the lock: an intent left by
             // an interrupted retry is not a claim.
-            if let Some(_holder) = self.claim(&booking.lock_key, booking_id, &metadata).await? {
+            let mut taken = self.claim(&booking.lock_key, booking_id, &metadata).await?;
+            if taken.is_none() {
+                if let Some(slot) = booking.slot {
+                    // Checked again after the claim: see [`Self::claimed_without_overlap`].
+                    taken = self
+                        .overlapping_holder(&booking.host_id, slot, booking_id)
+                        .await?;
+                }
+            }
+            if taken.is_some() {
                 // Someone else booked the slot meanwhile: refuse, and take the intent back
                 // (the release is a no-op on a lock another booking holds).
                 let booking = self.booking(booking_id).await?;
