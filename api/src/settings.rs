@@ -309,7 +309,7 @@ impl Settings {
     /// which its effects then say, rather than refusing to start.
     pub fn dns_verifier(&self) -> anyhow::Result<DomainDns> {
         match dezky_adapters::dns::DnsVerifier::new(self.dns_nameserver) {
-            Ok(verifier) => Ok(DomainDns::Resolver(verifier)),
+            Ok(verifier) => Ok(DomainDns::Resolver(Box::new(verifier))),
             Err(error) if self.dns_nameserver.is_none() => {
                 tracing::warn!(%error, "no system resolver: DNS verification is not configured (set DEZKY_DNS_NAMESERVER)");
                 Ok(DomainDns::NotConfigured)
@@ -384,7 +384,7 @@ impl Settings {
 #[derive(Debug, Clone)]
 pub enum DomainDns {
     /// A working resolver.
-    Resolver(dezky_adapters::dns::DnsVerifier),
+    Resolver(Box<dezky_adapters::dns::DnsVerifier>),
     /// No resolver could be set up: every check says "not configured".
     NotConfigured,
 }
@@ -397,7 +397,7 @@ impl dezky_commands::ports::dns::DnsCheck for DomainDns {
     {
         match self {
             DomainDns::Resolver(verifier) => {
-                dezky_commands::ports::dns::DnsCheck::check(verifier, expected).await
+                dezky_commands::ports::dns::DnsCheck::check(verifier.as_ref(), expected).await
             }
             DomainDns::NotConfigured => {
                 Err(dezky_commands::ports::dns::DnsCheckError::NotConfigured)
