@@ -104,7 +104,10 @@ impl Radicale {
             .map_err(|e| format!("spawn radicale: {e}"))?;
         let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
         loop {
-            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+            // Ready once it answers HTTP and is still running: a bare TCP connect can succeed
+            // before the server loop runs (the first real request was then reset), or reach
+            // another process that took the port while this one failed to bind.
+            if answers_http(self.addr) && matches!(child.try_wait(), Ok(None)) {
                 self.child = Some(child);
                 return Ok(());
             }
@@ -178,4 +181,22 @@ impl Drop for Radicale {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Whether an HTTP server answers a request on `addr`.
+fn answers_http(addr: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(1_000)));
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(1_000)));
+    if stream
+        .write_all(b"OPTIONS / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 5];
+    stream.read_exact(&mut head).is_ok() && &head == b"HTTP/"
 }

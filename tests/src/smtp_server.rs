@@ -119,7 +119,9 @@ impl SmtpServer {
             .map_err(|e| format!("spawn aiosmtpd: {e}"))?;
         let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
         loop {
-            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+            // Ready once it greets (`220`) and is still running: a bare TCP connect can reach
+            // another process that took the port while this one failed to bind.
+            if greets(self.addr) && matches!(child.try_wait(), Ok(None)) {
                 self.child = Some(child);
                 return Ok(());
             }
@@ -181,4 +183,17 @@ impl Drop for SmtpServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Whether an SMTP server greets a connection on `addr`.
+fn greets(addr: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(1_000)));
+    let mut code = [0u8; 3];
+    let greeted = stream.read_exact(&mut code).is_ok() && &code == b"220";
+    let _ = stream.write_all(b"QUIT\r\n");
+    greeted
 }
