@@ -9,6 +9,13 @@ use clap::Parser;
 use dezky_api::cli::{BenchSuite, Cli, Command, DevCommand, KeysCommand};
 use dezky_api::{audit_cli, bench, bench_graphql, bench_rebuild, demo};
 
+/// The process's allocator. Folding a batch of events allocates and frees millions of small
+/// strings (decoded payloads, summaries, row values) across threads; glibc's allocator spent a
+/// fifth of a rebuild's CPU on that (`malloc_consolidate`, `_int_free`), mimalloc a fraction
+/// of it (BENCHMARKS.md, "Projection rebuilds"; ADR 0004).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code for a failed operation (as opposed to a verification that found a break).
 const EXIT_FAILURE: u8 = 3;
 

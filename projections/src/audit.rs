@@ -47,9 +47,9 @@ use serde_json::Value;
 
 use crate::runner::Dialect;
 use crate::tenants::{
-    append_rows, byte_order, decode, decode_cursor, encode_cursor, fetch_all, fetch_all_tx,
-    fetch_by_keys, fetch_count, fold_error, in_list, insert_rows, like_pattern, role_name,
-    tenant_status_name, Arg, Page, PageRequest, QueryError, Sql, IN_LIST_CHUNK,
+    byte_order, decode, decode_cursor, encode_cursor, fetch_all, fetch_all_tx, fetch_by_keys,
+    fetch_count, fold_error, in_list, insert_rows, like_pattern, role_name, tenant_status_name,
+    Arg, Page, PageRequest, QueryError, RowAppender, Sql, IN_LIST_CHUNK,
 };
 use crate::{Projection, ProjectionError, ReadTx};
 
@@ -276,9 +276,6 @@ impl Projection for AuditTimeline {
                  search_key TEXT NOT NULL)"
             ),
             format!(
-                "CREATE INDEX IF NOT EXISTS {timeline}_by_tenant ON {timeline} (tenant_id, position)"
-            ),
-            format!(
                 "CREATE TABLE IF NOT EXISTS {tenants} (\
                  tenant_id TEXT PRIMARY KEY, slug TEXT NOT NULL, status TEXT NOT NULL)"
             ),
@@ -288,6 +285,14 @@ impl Projection for AuditTimeline {
                  PRIMARY KEY (tenant_id, member_id))"
             ),
         ]
+    }
+
+    fn indexes(&self, _dialect: Dialect) -> Vec<String> {
+        // Every timeline query is scoped to a tenant; the fold only appends.
+        let timeline = Tables::of(self.version).timeline;
+        vec![format!(
+            "CREATE INDEX IF NOT EXISTS {timeline}_by_tenant ON {timeline} (tenant_id, position)"
+        )]
     }
 
     async fn apply(
@@ -312,13 +317,31 @@ impl Projection for AuditTimeline {
         }
         let tables = Tables::of(self.version);
         let mut batch = AuditBatch::load(tx, &tables, &decoded).await?;
-        for (event, metadata, payload) in decoded {
+        // Timeline rows are append-only (one per position, each position folded once): on
+        // PostgreSQL they stream into a COPY as they are folded, so the server inserts one
+        // chunk while the next is folded here.
+        let mut appender = RowAppender::start(tx, &tables.timeline, TIMELINE_COLUMNS).await?;
+        for (folded, (event, metadata, payload)) in decoded.into_iter().enumerate() {
             fold(&mut batch, event, metadata, payload)?;
+            if (folded + 1) % STREAM_EVERY_EVENTS == 0 {
+                appender.push(std::mem::take(&mut batch.rows)).await?;
+            }
         }
+        appender.push(std::mem::take(&mut batch.rows)).await?;
+        appender.finish().await?;
         batch.store(tx, &tables).await?;
         Ok(())
     }
 }
+
+/// The timeline's columns, in the order of the rows the fold builds.
+const TIMELINE_COLUMNS: &str = "position, tenant_id, recorded_at, occurred_at, actor_subject, \
+     actor_email, actor_email_key, request_ip, action, aggregate_type, aggregate_id, outcome, \
+     summary, diff, search_key";
+
+/// Events folded between two hand-overs of timeline rows to the COPY: small enough that the
+/// server starts early, large enough that each hand-over carries a chunk worth sending.
+const STREAM_EVERY_EVENTS: usize = 1_000;
 
 /// An event's payload, decoded by aggregate type.
 enum Decoded {
@@ -487,19 +510,9 @@ impl AuditBatch {
         self.changed_members.insert(key);
     }
 
-    /// Writes the timeline rows and the changed memory back, in multi-row statements.
+    /// Writes the changed memory back, in multi-row statements (the timeline rows went out
+    /// while they were folded).
     async fn store(self, tx: &mut ReadTx<'_>, tables: &Tables) -> Result<(), ProjectionError> {
-        // Timeline rows are append-only (one per position, each position folded once), so
-        // they go in with COPY on PostgreSQL.
-        append_rows(
-            tx,
-            &tables.timeline,
-            "position, tenant_id, recorded_at, occurred_at, actor_subject, actor_email, \
-             actor_email_key, request_ip, action, aggregate_type, aggregate_id, outcome, \
-             summary, diff, search_key",
-            self.rows,
-        )
-        .await?;
         let tenant_rows = self
             .changed_tenants
             .iter()

@@ -111,6 +111,11 @@ impl Projection for SagaEffects {
         Self::VERSION
     }
 
+    fn indexes(&self, _dialect: Dialect) -> Vec<String> {
+        // A small model: its indexes are made with its tables (`schema`), also for a rebuild.
+        Vec::new()
+    }
+
     fn schema(&self, dialect: Dialect) -> Vec<String> {
         let table = self.table();
         let c = byte_order(dialect);

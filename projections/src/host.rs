@@ -238,12 +238,20 @@ impl<P: Projection> ProjectionHost<P> {
             // between renewals.
             let mut live_position = live.map_or(0, |b| b.position);
             let mut busy = false;
+            // A turn ends after a bounded number of batches or once it has taken as long as
+            // the lease may go unrenewed, whichever comes first: batch times vary with the
+            // machine and the batch size, and a turn must never outlast the lease.
+            let turn = Instant::now();
+            let turn_over = || turn.elapsed() >= Duration::from_millis(LEASE_RENEW_MS);
             if let Some((_, runner)) = &runners.live {
                 for _ in 0..REBUILD_BATCHES_PER_TURN {
                     let n = runner.step().await?;
                     busy |= n > 0;
                     if n == 0 {
                         busy = false;
+                        break;
+                    }
+                    if turn_over() {
                         break;
                     }
                 }
@@ -261,6 +269,9 @@ impl<P: Projection> ProjectionHost<P> {
                         reached_head = true;
                         break;
                     }
+                    if turn_over() {
+                        break;
+                    }
                 }
                 let position = *runner.position().borrow();
                 building_state = Some((build, position));
@@ -270,6 +281,12 @@ impl<P: Projection> ProjectionHost<P> {
                 // go back. Waiting for a turn with nothing new to fold instead would never come
                 // while writers keep appending.
                 if reached_head && position >= live_position {
+                    // Its secondary indexes were left until now (see `Projection::indexes`):
+                    // built over the finished tables, before any query can reach them.
+                    if let Some((_, runner)) = &runners.building {
+                        self.create_indexes(runner).await?;
+                        renewed = Instant::now();
+                    }
                     // Switch, in one transaction over the two rows.
                     if switch_live(self.ledger.db(), self.name, build).await? {
                         tracing::info!(
@@ -295,6 +312,33 @@ impl<P: Projection> ProjectionHost<P> {
                 _ = tokio::time::sleep(Duration::from_millis(FOLLOW_POLL_INTERVAL_MS.min(LEASE_RENEW_MS))) => {}
             }
         }
+    }
+
+    /// Builds a shadow build's secondary indexes, renewing the lease meanwhile: on a large
+    /// model this takes longer than the lease lives.
+    async fn create_indexes(&self, runner: &ProjectionRunner<P>) -> Result<(), ProjectionError> {
+        let started = Instant::now();
+        let keep_lease = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(LEASE_RENEW_MS)).await;
+                if !acquire_lease(self.ledger.db(), self.name, &self.holder_id).await? {
+                    return Err(ProjectionError::Registry(format!(
+                        "lost the lease on {} while building indexes",
+                        self.name
+                    )));
+                }
+            }
+        };
+        tokio::select! {
+            built = runner.create_indexes() => built?,
+            lost = keep_lease => return lost,
+        }
+        tracing::info!(
+            projection = self.name,
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "built the new build's indexes"
+        );
+        Ok(())
     }
 
     /// Brings the registry into a state the host can run; true when it changed something (the

@@ -26,7 +26,7 @@ pub const APPLY_BATCH_EVENTS: usize = 1_000;
 /// at [`APPLY_BATCH_EVENTS`] and doubles its batch after every full one up to this, so a short
 /// catch-up still commits (and shows progress) early and only a long one gets long
 /// transactions.
-pub const REBUILD_BATCH_EVENTS: usize = 16_000;
+pub const REBUILD_BATCH_EVENTS: usize = 32_000;
 /// How often a follower re-reads the stored head even without a notification (appends by
 /// another process on SQLite, notifications missed while reconnecting on PostgreSQL).
 pub const FOLLOW_POLL_INTERVAL_MS: u64 = 1_000;
@@ -94,6 +94,15 @@ pub trait Projection: Send + Sync + 'static {
     fn schema_version(&self) -> u32;
     /// Statements creating this build's tables; idempotent (`IF NOT EXISTS`).
     fn schema(&self, dialect: Dialect) -> Vec<String>;
+    /// Secondary indexes (idempotent statements) that queries need but the fold does not.
+    /// A build that serves at once gets them with its tables; a shadow build catching up
+    /// from far behind gets them only when it has caught up, just before it switches
+    /// ([`ProjectionRunner::create_indexes`]): one bulk index build over the finished table
+    /// is far cheaper than keeping every index up to date row by row for a million events.
+    ///
+    /// Required, not defaulted, so a wrapper or a new projection cannot drop its indexes by
+    /// forgetting to forward them.
+    fn indexes(&self, dialect: Dialect) -> Vec<String>;
     /// This build's tables (dropped with it once it is retired).
     fn tables(&self) -> Vec<String>;
     /// Folds `events` (consecutive positions, in order) into the read model inside `tx`.
@@ -143,19 +152,11 @@ fn to_i64(value: u64) -> i64 {
 
 impl<P: Projection> ProjectionRunner<P> {
     /// Creates the build's tables and state row if missing (the row starts `live` when the
-    /// projection has no live build, `building` otherwise).
+    /// projection has no live build, `building` otherwise). A live build gets its secondary
+    /// indexes now; a shadow build when it has caught up ([`Self::create_indexes`]).
     pub async fn new(ledger: Ledger, projection: P) -> Result<Self, ProjectionError> {
         let dialect = dialect(ledger.db());
-        for statement in projection.schema(dialect) {
-            match ledger.db() {
-                Db::Sqlite(pool) => {
-                    sqlx::query(&statement).execute(pool).await?;
-                }
-                Db::Postgres(pool) => {
-                    sqlx::query(&statement).execute(pool).await?;
-                }
-            }
-        }
+        run_statements(ledger.db(), projection.schema(dialect)).await?;
         let build = crate::builds::ensure_build(
             ledger.db(),
             projection.name(),
@@ -163,6 +164,9 @@ impl<P: Projection> ProjectionRunner<P> {
             projection.schema_version(),
         )
         .await?;
+        if build.status != crate::builds::BuildStatus::Building {
+            run_statements(ledger.db(), projection.indexes(dialect)).await?;
+        }
         let (position, _) = watch::channel(build.position);
         Ok(Self {
             ledger,
@@ -181,6 +185,12 @@ impl<P: Projection> ProjectionRunner<P> {
         self.next_batch = AtomicUsize::new(APPLY_BATCH_EVENTS.min(self.batch_events));
         self.prefetch = Mutex::new(None);
         self
+    }
+
+    /// Creates the build's secondary indexes if missing (see [`Projection::indexes`]).
+    pub async fn create_indexes(&self) -> Result<(), ProjectionError> {
+        let db = self.ledger.db();
+        run_statements(db, self.projection.indexes(dialect(db))).await
     }
 
     /// Drops the tables of a retired build.
@@ -345,6 +355,21 @@ impl<P: Projection> ProjectionRunner<P> {
             }
         }
     }
+}
+
+/// Runs DDL statements one by one, outside any transaction.
+async fn run_statements(db: &Db, statements: Vec<String>) -> Result<(), ProjectionError> {
+    for statement in statements {
+        match db {
+            Db::Sqlite(pool) => {
+                sqlx::query(&statement).execute(pool).await?;
+            }
+            Db::Postgres(pool) => {
+                sqlx::query(&statement).execute(pool).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn advance(current: &mut u64, position: u64) -> bool {

@@ -21,7 +21,7 @@
 //! the starting point within the same filtered, scoped query, so it is validated, not signed.
 //! The page and cursor types live here and are shared by the audit timeline.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -495,44 +495,98 @@ pub(crate) async fn fetch_by_pairs<T: AnyRow>(
 /// Bytes of COPY data sent per message while appending rows.
 const COPY_CHUNK_BYTES: usize = 1 << 20;
 
-/// Appends `rows` to `table` (`columns` in the rows' order): on PostgreSQL with
-/// `COPY … FROM STDIN`, which skips the per-statement parse, plan and array decoding of an
-/// `INSERT` and is PostgreSQL's cheapest way in for append-only rows; on SQLite with
-/// [`insert_rows`]. Only for rows that cannot conflict (COPY has no `ON CONFLICT`).
-pub(crate) async fn append_rows(
-    tx: &mut ReadTx<'_>,
-    table: &str,
-    columns: &str,
-    rows: Vec<Vec<Arg>>,
-) -> Result<(), sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let ReadTx::Postgres(conn) = tx else {
-        return insert_rows(tx, &format!("INSERT INTO {table} ({columns})"), "", rows).await;
-    };
-    let mut copy = conn
-        .copy_in_raw(&format!("COPY {table} ({columns}) FROM STDIN"))
-        .await?;
-    let mut buffer = String::with_capacity(COPY_CHUNK_BYTES + 4096);
-    for row in &rows {
-        for (i, arg) in row.iter().enumerate() {
-            if i > 0 {
-                buffer.push('\t');
+/// Rows appended to one table while they are being produced: on PostgreSQL a `COPY … FROM
+/// STDIN` (which skips the per-statement parse, plan and array decoding of an `INSERT`: the
+/// cheapest way in for append-only rows) is opened first and the rows are sent as they come, so the server inserts them
+/// while the caller folds the next ones (two cores busy, not one after the other); on SQLite
+/// they are gathered and inserted at the end with [`insert_rows`]. Only for rows that cannot
+/// conflict. The transaction cannot run other statements until [`Self::finish`].
+pub(crate) enum RowAppender<'t, 'c> {
+    /// An open COPY and the data not sent yet.
+    Copy {
+        /// The COPY in progress.
+        copy: sqlx::postgres::PgCopyIn<&'t mut sqlx::PgConnection>,
+        /// Encoded rows not sent yet.
+        buffer: String,
+    },
+    /// Rows kept for one multi-row insert.
+    Gathered {
+        /// The transaction.
+        tx: &'t mut ReadTx<'c>,
+        /// `INSERT INTO table (columns)`.
+        head: String,
+        /// The rows.
+        rows: Vec<Vec<Arg>>,
+    },
+}
+
+impl<'t, 'c> RowAppender<'t, 'c> {
+    /// Opens the append.
+    pub(crate) async fn start(
+        tx: &'t mut ReadTx<'c>,
+        table: &str,
+        columns: &str,
+    ) -> Result<Self, sqlx::Error> {
+        match tx {
+            ReadTx::Postgres(conn) => {
+                let copy = conn
+                    .copy_in_raw(&format!("COPY {table} ({columns}) FROM STDIN"))
+                    .await?;
+                Ok(Self::Copy {
+                    copy,
+                    buffer: String::with_capacity(COPY_CHUNK_BYTES + 4096),
+                })
             }
-            copy_value(&mut buffer, arg);
-        }
-        buffer.push('\n');
-        if buffer.len() >= COPY_CHUNK_BYTES {
-            copy.send(std::mem::take(&mut buffer).into_bytes()).await?;
-            buffer.reserve(COPY_CHUNK_BYTES + 4096);
+            tx @ ReadTx::Sqlite(_) => Ok(Self::Gathered {
+                tx,
+                head: format!("INSERT INTO {table} ({columns})"),
+                rows: Vec::new(),
+            }),
         }
     }
-    if !buffer.is_empty() {
-        copy.send(buffer.into_bytes()).await?;
+
+    /// Appends rows; on PostgreSQL they are sent once a chunk's worth is encoded.
+    pub(crate) async fn push(&mut self, rows: Vec<Vec<Arg>>) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Copy { copy, buffer } => {
+                for row in &rows {
+                    for (i, arg) in row.iter().enumerate() {
+                        if i > 0 {
+                            buffer.push('\t');
+                        }
+                        copy_value(buffer, arg);
+                    }
+                    buffer.push('\n');
+                    if buffer.len() >= COPY_CHUNK_BYTES {
+                        let full = std::mem::replace(
+                            buffer,
+                            String::with_capacity(COPY_CHUNK_BYTES + 4096),
+                        );
+                        copy.send(full.into_bytes()).await?;
+                    }
+                }
+                Ok(())
+            }
+            Self::Gathered { rows: gathered, .. } => {
+                gathered.extend(rows);
+                Ok(())
+            }
+        }
     }
-    copy.finish().await?;
-    Ok(())
+
+    /// Sends what is left and ends the append.
+    pub(crate) async fn finish(self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Copy { mut copy, buffer } => {
+                if !buffer.is_empty() {
+                    copy.send(buffer.into_bytes()).await?;
+                }
+                copy.finish().await?;
+                Ok(())
+            }
+            Self::Gathered { tx, head, rows } => insert_rows(tx, &head, "", rows).await,
+        }
+    }
 }
 
 /// One value in COPY's text format: `\N` for NULL; backslash, tab, newline and carriage return
@@ -555,15 +609,22 @@ fn copy_value(buffer: &mut String, arg: &Arg) {
             return;
         }
     };
-    for c in text.chars() {
-        match c {
-            '\\' => buffer.push_str("\\\\"),
-            '\t' => buffer.push_str("\\t"),
-            '\n' => buffer.push_str("\\n"),
-            '\r' => buffer.push_str("\\r"),
-            c => buffer.push(c),
-        }
+    // Runs of ordinary bytes are copied whole; only the four special ASCII bytes are escaped
+    // (they never occur inside a multi-byte UTF-8 sequence, so slicing there is safe).
+    let mut plain = 0;
+    for (i, byte) in text.bytes().enumerate() {
+        let escaped = match byte {
+            b'\\' => "\\\\",
+            b'\t' => "\\t",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            _ => continue,
+        };
+        buffer.push_str(&text[plain..i]);
+        buffer.push_str(escaped);
+        plain = i + 1;
     }
+    buffer.push_str(&text[plain..]);
 }
 
 /// Runs `{head} VALUES (…), (…) {tail}` for `rows` (all of one width). On PostgreSQL that is
@@ -855,18 +916,6 @@ impl Projection for TenantDirectory {
                  member_count BIGINT NOT NULL, \
                  admin_count BIGINT NOT NULL)"
             ),
-            format!("CREATE INDEX IF NOT EXISTS {tenants}_by_slug ON {tenants} (slug, tenant_id)"),
-            format!(
-                "CREATE INDEX IF NOT EXISTS {tenants}_by_organization \
-                 ON {tenants} (organization_key, tenant_id)"
-            ),
-            format!(
-                "CREATE INDEX IF NOT EXISTS {tenants}_by_created ON {tenants} (created_at, tenant_id)"
-            ),
-            format!("CREATE INDEX IF NOT EXISTS {tenants}_by_seats ON {tenants} (seats, tenant_id)"),
-            format!(
-                "CREATE INDEX IF NOT EXISTS {tenants}_by_partner ON {tenants} (partner_id, slug)"
-            ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {members} (\
                  tenant_id TEXT{c} NOT NULL, \
@@ -882,14 +931,35 @@ impl Projection for TenantDirectory {
                  PRIMARY KEY (tenant_id, member_id))"
             ),
             format!(
+                "CREATE TABLE IF NOT EXISTS {platform} (\
+                 singleton BIGINT PRIMARY KEY, tenant_id TEXT NOT NULL)"
+            ),
+        ]
+    }
+
+    fn indexes(&self, _dialect: Dialect) -> Vec<String> {
+        // The directory's listings and look-ups; the fold itself reads rows by primary key.
+        let Tables {
+            tenants, members, ..
+        } = self.tables();
+        vec![
+            format!("CREATE INDEX IF NOT EXISTS {tenants}_by_slug ON {tenants} (slug, tenant_id)"),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {tenants}_by_organization \
+                 ON {tenants} (organization_key, tenant_id)"
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {tenants}_by_created ON {tenants} (created_at, tenant_id)"
+            ),
+            format!("CREATE INDEX IF NOT EXISTS {tenants}_by_seats ON {tenants} (seats, tenant_id)"),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {tenants}_by_partner ON {tenants} (partner_id, slug)"
+            ),
+            format!(
                 "CREATE INDEX IF NOT EXISTS {members}_by_subject ON {members} (subject, tenant_id)"
             ),
             format!(
                 "CREATE INDEX IF NOT EXISTS {members}_by_email ON {members} (email_key, tenant_id)"
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {platform} (\
-                 singleton BIGINT PRIMARY KEY, tenant_id TEXT NOT NULL)"
             ),
         ]
     }
@@ -974,6 +1044,25 @@ struct DirectoryBatch {
     /// Member rows to write back: upserted when present in `members`, deleted when not.
     changed_members: BTreeSet<(String, String)>,
     platform_changed: bool,
+    /// Tenants the batch looked for and found no row of.
+    absent_tenants: HashSet<String>,
+    /// Members the batch looked for and found no row of.
+    absent_members: AbsentMembers,
+}
+
+/// Which (tenant, member) rows a batch knows not to exist: named and not found, or of a
+/// tenant whose members were all read and not among them.
+struct AbsentMembers {
+    named: HashSet<(String, String)>,
+    whole_tenants: HashSet<String>,
+    stored: HashSet<(String, String)>,
+}
+
+impl AbsentMembers {
+    fn contains(&self, key: &(String, String)) -> bool {
+        self.named.contains(key)
+            || (self.whole_tenants.contains(&key.0) && !self.stored.contains(key))
+    }
 }
 
 impl DirectoryBatch {
@@ -1063,6 +1152,20 @@ impl DirectoryBatch {
                 .or_default()
                 .insert(row.member_id.clone(), row);
         }
+        // What was looked for and not found has no row yet: written back, such rows can go in
+        // without `ON CONFLICT` (see [`Self::store`]).
+        let absent_tenants = tenants
+            .iter()
+            .filter(|(_, row)| row.is_none())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let is_stored = |t: &str, m: &str| members.get(t).is_some_and(|ms| ms.contains_key(m));
+        let absent_named = named
+            .iter()
+            .filter(|(t, m)| !is_stored(t, m))
+            .cloned()
+            .collect();
+        let whole_tenants = whole_tenants.into_iter().collect();
         let platform = if needs_holder || platform_moves {
             #[derive(sqlx::FromRow)]
             struct Holder {
@@ -1081,6 +1184,14 @@ impl DirectoryBatch {
         } else {
             None
         };
+        let absent_members = AbsentMembers {
+            named: absent_named,
+            whole_tenants,
+            stored: members
+                .iter()
+                .flat_map(|(t, ms)| ms.keys().map(|m| (t.clone(), m.clone())))
+                .collect(),
+        };
         Ok(Self {
             tenants,
             members,
@@ -1088,6 +1199,8 @@ impl DirectoryBatch {
             changed_tenants: BTreeSet::new(),
             changed_members: BTreeSet::new(),
             platform_changed: false,
+            absent_tenants,
+            absent_members,
         })
     }
 
@@ -1403,10 +1516,19 @@ impl DirectoryBatch {
             platform,
         } = tables;
         let mut removed: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        // Rows the batch knows to be new are appended (COPY on PostgreSQL: no conflict check,
+        // no arrays to decode); the others are upserted.
+        let mut new_member_rows = Vec::new();
         let mut member_rows = Vec::new();
-        for (tenant_id, member_id) in &self.changed_members {
+        for key in &self.changed_members {
+            let (tenant_id, member_id) = key;
+            let rows = if self.absent_members.contains(key) {
+                &mut new_member_rows
+            } else {
+                &mut member_rows
+            };
             match self.members.get(tenant_id).and_then(|m| m.get(member_id)) {
-                Some(m) => member_rows.push(vec![
+                Some(m) => rows.push(vec![
                     Arg::Text(m.tenant_id.clone()),
                     Arg::Text(m.member_id.clone()),
                     Arg::Text(m.email.clone()),
@@ -1453,12 +1575,16 @@ impl DirectoryBatch {
                 execute(tx, &sql.text, &sql.args).await?;
             }
         }
+        let member_columns = "tenant_id, member_id, email, email_key, display_name, role, \
+                              is_owner, status, has_mailbox, subject";
+        if !new_member_rows.is_empty() {
+            let mut appender = RowAppender::start(tx, members, member_columns).await?;
+            appender.push(new_member_rows).await?;
+            appender.finish().await?;
+        }
         insert_rows(
             tx,
-            &format!(
-                "INSERT INTO {members} (tenant_id, member_id, email, email_key, display_name, \
-                 role, is_owner, status, has_mailbox, subject)"
-            ),
+            &format!("INSERT INTO {members} ({member_columns})"),
             "ON CONFLICT (tenant_id, member_id) DO UPDATE SET email = excluded.email, \
              email_key = excluded.email_key, display_name = excluded.display_name, \
              role = excluded.role, is_owner = excluded.is_owner, status = excluded.status, \
@@ -1466,12 +1592,12 @@ impl DirectoryBatch {
             member_rows,
         )
         .await?;
-        let tenant_rows: Vec<Vec<Arg>> = self
+        let (new_tenant_rows, tenant_rows): (Vec<_>, Vec<_>) = self
             .changed_tenants
             .iter()
             .filter_map(|id| self.tenants.get(id).and_then(Option::as_ref))
             .map(|t| {
-                vec![
+                let row = vec![
                     Arg::Text(t.tenant_id.clone()),
                     Arg::Text(t.slug.clone()),
                     Arg::Text(t.organization.clone()),
@@ -1486,9 +1612,19 @@ impl DirectoryBatch {
                     Arg::NullableText(t.deleted_at.clone()),
                     Arg::Int(t.member_count),
                     Arg::Int(t.admin_count),
-                ]
+                ];
+                (self.absent_tenants.contains(&t.tenant_id), row)
             })
-            .collect();
+            .partition(|(new, _)| *new);
+        let strip = |rows: Vec<(bool, Vec<Arg>)>| -> Vec<Vec<Arg>> {
+            rows.into_iter().map(|(_, row)| row).collect()
+        };
+        if !new_tenant_rows.is_empty() {
+            let mut appender = RowAppender::start(tx, tenants, TENANT_COLUMNS).await?;
+            appender.push(strip(new_tenant_rows)).await?;
+            appender.finish().await?;
+        }
+        let tenant_rows = strip(tenant_rows);
         insert_rows(
             tx,
             &format!("INSERT INTO {tenants} ({TENANT_COLUMNS})"),

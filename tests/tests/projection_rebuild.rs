@@ -455,6 +455,9 @@ impl dezky_projections::Projection for NextVersion {
     fn schema(&self, dialect: dezky_projections::runner::Dialect) -> Vec<String> {
         self.0.schema(dialect)
     }
+    fn indexes(&self, dialect: dezky_projections::runner::Dialect) -> Vec<String> {
+        self.0.indexes(dialect)
+    }
     fn tables(&self) -> Vec<String> {
         dezky_projections::Projection::tables(&self.0)
     }
@@ -527,6 +530,46 @@ async fn a_release_with_a_new_schema_version_rebuilds_beside_the_old_build_and_s
             .expect("old"),
     );
     assert_eq!(NextVersion(TenantDirectory::new()).schema_version(), 2);
+    // The new build was folded without its secondary indexes and got them before it switched.
+    assert_eq!(
+        index_names(&ledger, "rm_tenants_v2").await,
+        [
+            "rm_tenants_v2_by_created",
+            "rm_tenants_v2_by_organization",
+            "rm_tenants_v2_by_partner",
+            "rm_tenants_v2_by_seats",
+            "rm_tenants_v2_by_slug",
+        ]
+    );
+    assert_eq!(
+        index_names(&ledger, "rm_tenants_v2_members").await,
+        [
+            "rm_tenants_v2_members_by_email",
+            "rm_tenants_v2_members_by_subject"
+        ]
+    );
+}
+
+/// The secondary indexes of `table` (not those behind primary keys), by name.
+async fn index_names(ledger: &Ledger, table: &str) -> Vec<String> {
+    match ledger.db() {
+        dezky_commands::store::Db::Sqlite(pool) => sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = $1 \
+             AND sql IS NOT NULL ORDER BY name",
+        )
+        .bind(table)
+        .fetch_all(pool)
+        .await
+        .expect("indexes"),
+        dezky_commands::store::Db::Postgres(pool) => sqlx::query_scalar(
+            "SELECT indexname::text FROM pg_indexes WHERE tablename = $1 \
+             AND indexname NOT LIKE '%_pkey' ORDER BY indexname",
+        )
+        .bind(table)
+        .fetch_all(pool)
+        .await
+        .expect("indexes"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

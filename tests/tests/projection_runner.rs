@@ -39,6 +39,9 @@ impl Projection for Tally {
         vec![self.table()]
     }
 
+    fn indexes(&self, _dialect: Dialect) -> Vec<String> {
+        Vec::new()
+    }
     fn schema(&self, _dialect: Dialect) -> Vec<String> {
         vec![format!(
             "CREATE TABLE IF NOT EXISTS {} (aggregate_id TEXT PRIMARY KEY, events BIGINT NOT NULL, position_sum BIGINT NOT NULL)",

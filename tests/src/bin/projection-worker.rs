@@ -68,6 +68,9 @@ impl Projection for Applied {
         vec![self.table()]
     }
 
+    fn indexes(&self, _dialect: Dialect) -> Vec<String> {
+        Vec::new()
+    }
     fn schema(&self, _dialect: Dialect) -> Vec<String> {
         vec![format!(
             "CREATE TABLE IF NOT EXISTS {} (position BIGINT PRIMARY KEY, \

@@ -39,6 +39,9 @@ impl Projection for Pausing {
     fn schema(&self, dialect: Dialect) -> Vec<String> {
         self.inner.schema(dialect)
     }
+    fn indexes(&self, dialect: Dialect) -> Vec<String> {
+        self.inner.indexes(dialect)
+    }
     fn tables(&self) -> Vec<String> {
         Projection::tables(&self.inner)
     }
