@@ -730,9 +730,15 @@ async fn a_domain_added_in_graphql_is_provisioned_shown_and_verified() {
             json!({"t": tenant}),
         )
         .await;
-    assert_eq!(
-        added["data"]["addDomain"],
-        json!({"name": "acme.eu", "status": "PROVISIONING"}),
+    // The worker runs meanwhile: by the time the mutation reads its answer back, the saga
+    // may already have provisioned the domain and found its records missing.
+    assert_eq!(added["data"]["addDomain"]["name"], "acme.eu", "{added}");
+    assert!(
+        ["PROVISIONING", "NEEDS_ATTENTION"].contains(
+            &added["data"]["addDomain"]["status"]
+                .as_str()
+                .unwrap_or_default()
+        ),
         "{added}"
     );
     let query = "query($t: ID!) { tenant(id: $t) { domainsNeedingAttention domains { name status \
