@@ -35,9 +35,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use dezky_commands::encoding::EventRecord;
 use dezky_commands::store::Db;
-use dezky_domain::metadata::{
-    KEY_ACTOR_EMAIL, KEY_ACTOR_SUBJECT, KEY_OCCURRED_AT, KEY_REQUEST_IP, KEY_TENANT_ID,
-};
 use dezky_domain::tenant::{
     PlatformFlagEvent, SlugClaimEvent, TenantEvent, TenantStatus, PLATFORM_FLAG_AGGREGATE_TYPE,
     SLUG_CLAIM_AGGREGATE_TYPE, TENANT_AGGREGATE_TYPE,
@@ -390,7 +387,7 @@ impl AuditBatch {
     async fn load(
         tx: &mut ReadTx<'_>,
         tables: &Tables,
-        events: &[(&EventRecord, BTreeMap<String, String>, Decoded)],
+        events: &[(&EventRecord, AuditMetadata, Decoded)],
     ) -> Result<Self, ProjectionError> {
         let mut named: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (event, _, payload) in events {
@@ -586,22 +583,39 @@ fn diff_of<const N: usize>(fields: [(&str, FieldDiff); N]) -> Diff {
 
 /// The metadata's string values by key. Metadata is a JSON object of strings as cqrs-es
 /// stores it; anything else means the ledger row is not what this version can read.
-fn metadata_of(event: &EventRecord) -> Result<BTreeMap<String, String>, ProjectionError> {
-    let map: serde_json::Map<String, Value> =
-        serde_json::from_str(&event.metadata).map_err(|error| fold_error(event, error))?;
-    Ok(map
-        .into_iter()
-        .filter_map(|(key, value)| match value {
-            Value::String(text) if !text.is_empty() => Some((key, text)),
-            _ => None,
-        })
-        .collect())
+/// The metadata fields the timeline shows. Decoded straight into five fields (unknown keys
+/// skipped), not into a map of every key: this runs once per event of a rebuild.
+#[derive(Debug, Default, serde::Deserialize)]
+struct AuditMetadata {
+    #[serde(default, deserialize_with = "text")]
+    tenant_id: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    actor_subject: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    actor_email: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    occurred_at: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    request_ip: Option<String>,
+}
+
+/// A metadata value as text: a non-empty string, anything else (null, a number) as absent.
+fn text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    use serde::Deserialize as _;
+    Ok(match Option::<Value>::deserialize(deserializer)? {
+        Some(Value::String(text)) if !text.is_empty() => Some(text),
+        _ => None,
+    })
+}
+
+fn metadata_of(event: &EventRecord) -> Result<AuditMetadata, ProjectionError> {
+    serde_json::from_str(&event.metadata).map_err(|error| fold_error(event, error))
 }
 
 fn fold(
     batch: &mut AuditBatch,
     event: &EventRecord,
-    metadata: BTreeMap<String, String>,
+    metadata: AuditMetadata,
     payload: Decoded,
 ) -> Result<(), ProjectionError> {
     let described = match payload {
@@ -652,16 +666,13 @@ fn fold(
     let tenant_id = if event.aggregate_type == TENANT_AGGREGATE_TYPE {
         Some(event.aggregate_id.clone())
     } else {
-        metadata
-            .get(KEY_TENANT_ID)
-            .cloned()
-            .or(described.payload_tenant)
+        metadata.tenant_id.or(described.payload_tenant)
     };
     let Some(tenant_id) = tenant_id.filter(|t| !t.is_empty()) else {
         return Ok(());
     };
-    let actor_subject = metadata.get(KEY_ACTOR_SUBJECT).cloned();
-    let actor_email = metadata.get(KEY_ACTOR_EMAIL).cloned();
+    let actor_subject = metadata.actor_subject;
+    let actor_email = metadata.actor_email;
     let search_key = [
         described.summary.as_str(),
         event.event_type.as_str(),
@@ -675,11 +686,11 @@ fn fold(
         Arg::Int(i64::try_from(event.position).unwrap_or(i64::MAX)),
         Arg::Text(tenant_id),
         Arg::Text(event.recorded_at.clone()),
-        Arg::NullableText(metadata.get(KEY_OCCURRED_AT).cloned()),
+        Arg::NullableText(metadata.occurred_at),
         Arg::NullableText(actor_subject),
         Arg::NullableText(actor_email.clone()),
         Arg::NullableText(actor_email.map(|e| e.trim().to_lowercase())),
-        Arg::NullableText(metadata.get(KEY_REQUEST_IP).cloned()),
+        Arg::NullableText(metadata.request_ip),
         Arg::Text(event.event_type.clone()),
         Arg::Text(event.aggregate_type.clone()),
         Arg::Text(event.aggregate_id.clone()),
@@ -1214,4 +1225,37 @@ pub async fn audit_csv<W: std::io::Write>(
     }
     csv.flush().map_err(csv::Error::from)?;
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use dezky_domain::metadata::{
+        KEY_ACTOR_EMAIL, KEY_ACTOR_SUBJECT, KEY_CORRELATION_ID, KEY_OCCURRED_AT, KEY_REQUEST_IP,
+        KEY_TENANT_ID,
+    };
+
+    use super::AuditMetadata;
+
+    /// The field names must be the metadata keys the ledger stores; a renamed key would
+    /// otherwise silently blank a timeline column.
+    #[test]
+    fn audit_metadata_reads_the_ledgers_keys_and_ignores_blank_or_odd_values() {
+        let stored = serde_json::json!({
+            KEY_TENANT_ID: "t-1",
+            KEY_ACTOR_SUBJECT: "user:7",
+            KEY_ACTOR_EMAIL: "ada@example.eu",
+            KEY_OCCURRED_AT: "2026-11-29T04:00:00.000000Z",
+            KEY_REQUEST_IP: "",
+            KEY_CORRELATION_ID: 42,
+        });
+        let read: AuditMetadata = serde_json::from_value(stored).expect("metadata");
+        assert_eq!(read.tenant_id.as_deref(), Some("t-1"));
+        assert_eq!(read.actor_subject.as_deref(), Some("user:7"));
+        assert_eq!(read.actor_email.as_deref(), Some("ada@example.eu"));
+        assert_eq!(
+            read.occurred_at.as_deref(),
+            Some("2026-11-29T04:00:00.000000Z")
+        );
+        assert_eq!(read.request_ip, None, "an empty value is no value");
+    }
 }
