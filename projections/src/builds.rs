@@ -13,8 +13,9 @@
 //! Queries read the live build through [`live_build`]. The switch from one build to the next
 //! is one transaction over the two rows, so every query reads one complete build.
 
+use std::any::Any;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use dezky_commands::encoding::format_timestamp;
@@ -279,14 +280,32 @@ pub async fn mark_dropped(db: &Db, name: &str, build: u32) -> Result<(), Project
 
 type CacheKey = (usize, String);
 
-fn cache() -> &'static Mutex<HashMap<CacheKey, (u32, Instant)>> {
-    static CACHE: OnceLock<Mutex<HashMap<CacheKey, (u32, Instant)>>> = OnceLock::new();
+/// A cached live build, with a weak handle on the pool's options it was read for. The handle
+/// keeps that allocation's address from being reused by a later pool while the entry exists
+/// (so one database's answer is never served for another opened in its place, as happens when
+/// tests open and close databases), and tells when the pool is gone.
+struct Cached {
+    build: u32,
+    at: Instant,
+    pool: Weak<dyn Any + Send + Sync>,
+}
+
+fn cache() -> &'static Mutex<HashMap<CacheKey, Cached>> {
+    static CACHE: OnceLock<Mutex<HashMap<CacheKey, Cached>>> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The pool's shared options (one allocation per pool, shared by its clones).
+fn pool_identity(db: &Db) -> Arc<dyn Any + Send + Sync> {
+    on_db!(db, pool => {
+        let options: Arc<dyn Any + Send + Sync> = pool.connect_options();
+        options
+    })
 }
 
 /// Identifies a database by its pool's shared options (stable across clones of one pool).
 fn db_key(db: &Db) -> usize {
-    on_db!(db, pool => Arc::as_ptr(&pool.connect_options()) as usize)
+    Arc::as_ptr(&pool_identity(db)).cast::<()>() as usize
 }
 
 fn forget_live_build(db: &Db, name: &str) {
@@ -300,9 +319,11 @@ fn forget_live_build(db: &Db, name: &str) {
 pub async fn live_build(db: &Db, name: &str, fallback: u32) -> Result<u32, sqlx::Error> {
     let key = (db_key(db), name.to_owned());
     if let Ok(cache) = cache().lock() {
-        if let Some((build, at)) = cache.get(&key) {
-            if at.elapsed() < Duration::from_millis(LIVE_BUILD_CACHE_MS) {
-                return Ok(*build);
+        if let Some(cached) = cache.get(&key) {
+            if cached.pool.strong_count() > 0
+                && cached.at.elapsed() < Duration::from_millis(LIVE_BUILD_CACHE_MS)
+            {
+                return Ok(cached.build);
             }
         }
     }
@@ -318,7 +339,16 @@ pub async fn live_build(db: &Db, name: &str, fallback: u32) -> Result<u32, sqlx:
         .and_then(|b| u32::try_from(b).ok())
         .unwrap_or(fallback);
     if let Ok(mut cache) = cache().lock() {
-        cache.insert(key, (build, Instant::now()));
+        // Entries of closed pools are dropped here, which frees their addresses.
+        cache.retain(|_, cached| cached.pool.strong_count() > 0);
+        cache.insert(
+            key,
+            Cached {
+                build,
+                at: Instant::now(),
+                pool: Arc::downgrade(&pool_identity(db)),
+            },
+        );
     }
     Ok(build)
 }
