@@ -152,6 +152,37 @@ fn framework<A: Aggregate<Services = ()>>(ledger: &Ledger) -> Cqrs<A> {
     CqrsFramework::new(store, vec![], ())
 }
 
+/// Runs `command` on aggregate `id`, deciding it again (on what the other writer stored) when
+/// a concurrent writer committed first. Still conflicting after [`CONFLICT_ATTEMPTS`], it
+/// gives up with [`BookingFlowError::Ledger`] naming `what`; the aggregate's own refusal is
+/// handed to `refused`.
+async fn execute_retrying<A, T>(
+    cqrs: &Cqrs<A>,
+    id: &str,
+    command: A::Command,
+    metadata: &HashMap<String, String>,
+    what: &str,
+    ok: T,
+    refused: impl Fn(A::Error) -> Result<T, BookingFlowError>,
+) -> Result<T, BookingFlowError>
+where
+    A: Aggregate<Services = ()>,
+    A::Command: Clone,
+{
+    for _ in 0..CONFLICT_ATTEMPTS {
+        match cqrs
+            .execute_with_metadata(id, command.clone(), metadata.clone())
+            .await
+        {
+            Ok(()) => return Ok(ok),
+            Err(AggregateError::AggregateConflict) => continue,
+            Err(AggregateError::UserError(e)) => return refused(e),
+            Err(e) => return Err(ledger_error(e)),
+        }
+    }
+    Err(BookingFlowError::Ledger(format!("{what} kept conflicting")))
+}
+
 fn ledger_error(error: impl std::fmt::Display) -> BookingFlowError {
     BookingFlowError::Ledger(error.to_string())
 }
@@ -339,21 +370,16 @@ impl<C: CalendarServer> BookingFlow<C> {
         command: BookingCommand,
         metadata: &HashMap<String, String>,
     ) -> Result<(), BookingFlowError> {
-        for _ in 0..CONFLICT_ATTEMPTS {
-            match self
-                .bookings
-                .execute_with_metadata(booking_id, command.clone(), metadata.clone())
-                .await
-            {
-                Ok(()) => return Ok(()),
-                Err(AggregateError::AggregateConflict) => continue,
-                Err(AggregateError::UserError(e)) => return Err(e.into()),
-                Err(e) => return Err(ledger_error(e)),
-            }
-        }
-        Err(BookingFlowError::Ledger(
-            "the booking kept conflicting".into(),
-        ))
+        execute_retrying(
+            &self.bookings,
+            booking_id,
+            command,
+            metadata,
+            "the booking",
+            (),
+            |e| Err(e.into()),
+        )
+        .await
     }
 
     /// Claims `lock_key` for `booking_id`: `Ok(None)` when held, `Ok(Some(holder))` when
@@ -367,22 +393,19 @@ impl<C: CalendarServer> BookingFlow<C> {
         let command = SlotLockCommand::Claim {
             booking_id: booking_id.to_owned(),
         };
-        for _ in 0..CONFLICT_ATTEMPTS {
-            match self
-                .locks
-                .execute_with_metadata(lock_key, command.clone(), metadata.clone())
-                .await
-            {
-                Ok(()) => return Ok(None),
-                // Another claim committed on the same version: decide again on what it wrote.
-                Err(AggregateError::AggregateConflict) => continue,
-                Err(AggregateError::UserError(SlotLockError::Taken { by })) => return Ok(Some(by)),
-                Err(e) => return Err(ledger_error(e)),
-            }
-        }
-        Err(BookingFlowError::Ledger(
-            "the slot lock kept conflicting".into(),
-        ))
+        execute_retrying(
+            &self.locks,
+            lock_key,
+            command,
+            metadata,
+            "the slot lock",
+            None,
+            |e| match e {
+                SlotLockError::Taken { by } => Ok(Some(by)),
+                other => Err(ledger_error(other)),
+            },
+        )
+        .await
     }
 
     async fn release(
@@ -394,20 +417,16 @@ impl<C: CalendarServer> BookingFlow<C> {
         let command = SlotLockCommand::Release {
             booking_id: booking_id.to_owned(),
         };
-        for _ in 0..CONFLICT_ATTEMPTS {
-            match self
-                .locks
-                .execute_with_metadata(lock_key, command.clone(), metadata.clone())
-                .await
-            {
-                Ok(()) => return Ok(()),
-                Err(AggregateError::AggregateConflict) => continue,
-                Err(e) => return Err(ledger_error(e)),
-            }
-        }
-        Err(BookingFlowError::Ledger(
-            "the slot lock kept conflicting".into(),
-        ))
+        execute_retrying(
+            &self.locks,
+            lock_key,
+            command,
+            metadata,
+            "the slot lock",
+            (),
+            |e| Err(ledger_error(e)),
+        )
+        .await
     }
 
     /// The booking's state on the ledger.
@@ -515,21 +534,16 @@ impl<C: CalendarServer> BookingFlow<C> {
         let metadata = self.metadata(issuer, tenant_id, at);
         // Two saves at once (two portal tabs): decided again on what the other wrote, so the
         // last save wins as with any settings form, instead of failing with a conflict.
-        for _ in 0..CONFLICT_ATTEMPTS {
-            match self
-                .hosts
-                .execute_with_metadata(host_id, command.clone(), metadata.clone())
-                .await
-            {
-                Ok(()) => return Ok(()),
-                Err(AggregateError::AggregateConflict) => continue,
-                Err(AggregateError::UserError(e)) => return Err(e.into()),
-                Err(e) => return Err(ledger_error(e)),
-            }
-        }
-        Err(BookingFlowError::Ledger(
-            "the host's availability kept conflicting".into(),
-        ))
+        execute_retrying(
+            &self.hosts,
+            host_id,
+            command,
+            &metadata,
+            "the host's availability",
+            (),
+            |e| Err(e.into()),
+        )
+        .await
     }
 
     /// The host's slots starting in `[from, to)` that can be booked at `now`, each with
