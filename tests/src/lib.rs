@@ -5,6 +5,7 @@ pub mod calendar_fake;
 pub mod dns_server;
 pub mod graphql_rig;
 pub mod mailer_fake;
+pub mod peer_process;
 pub mod radicale;
 pub mod saga_rig;
 pub mod smtp_server;

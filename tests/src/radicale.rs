@@ -102,25 +102,16 @@ impl Radicale {
             .stderr(log)
             .spawn()
             .map_err(|e| format!("spawn radicale: {e}"))?;
-        let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
-        loop {
-            // Ready once it answers HTTP and is still running: a bare TCP connect can succeed
-            // before the server loop runs (the first real request was then reset), or reach
-            // another process that took the port while this one failed to bind.
-            if answers_http(self.addr) && matches!(child.try_wait(), Ok(None)) {
-                self.child = Some(child);
-                return Ok(());
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("radicale exited with {status}:\n{}", self.log()));
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("radicale did not listen in time:\n{}", self.log()));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let addr = self.addr;
+        crate::peer_process::wait_until_ready(
+            &mut child,
+            "radicale",
+            Duration::from_millis(START_TIMEOUT_MS),
+            || answers_http(addr),
+            || self.log(),
+        )?;
+        self.child = Some(child);
+        Ok(())
     }
 
     /// Where it listens.

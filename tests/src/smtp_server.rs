@@ -6,7 +6,7 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dezky_adapters::smtp::{SmtpConfig, SmtpMailer, SmtpSecurity};
 use dezky_commands::ports::Secret;
@@ -117,24 +117,16 @@ impl SmtpServer {
             .stderr(log)
             .spawn()
             .map_err(|e| format!("spawn aiosmtpd: {e}"))?;
-        let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
-        loop {
-            // Ready once it greets (`220`) and is still running: a bare TCP connect can reach
-            // another process that took the port while this one failed to bind.
-            if greets(self.addr) && matches!(child.try_wait(), Ok(None)) {
-                self.child = Some(child);
-                return Ok(());
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("aiosmtpd exited with {status}:\n{}", self.log()));
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("aiosmtpd did not listen in time:\n{}", self.log()));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let addr = self.addr;
+        crate::peer_process::wait_until_ready(
+            &mut child,
+            "aiosmtpd",
+            Duration::from_millis(START_TIMEOUT_MS),
+            || greets(addr),
+            || self.log(),
+        )?;
+        self.child = Some(child);
+        Ok(())
     }
 
     /// Where it listens.
