@@ -243,6 +243,7 @@ impl TestProvider {
             "exp": now() + 600,
             "iat": now(),
             "email": "ada@example.com",
+            "email_verified": true,
             "name": "Ada Lovelace",
             "groups": ["dezky admins", "staff"],
         })
@@ -320,8 +321,10 @@ async fn a_valid_rs256_token_yields_its_claims() {
     assert_eq!(
         verified,
         Ok(Claims {
+            issuer: provider.issuer(),
             subject: "5b9f2c1d-user".to_owned(),
             email: Some("ada@example.com".to_owned()),
+            email_verified: true,
             groups: vec!["dezky admins".to_owned(), "staff".to_owned()],
             name: Some("Ada Lovelace".to_owned()),
             expires_at: DateTime::from_timestamp(exp, 0).expect("a valid time"),
@@ -430,6 +433,45 @@ async fn a_token_from_another_issuer_is_refused_as_wrong_issuer() {
         verifier.verify(&key.token(&claims)).await,
         Err(AuthError::WrongIssuer)
     );
+}
+
+#[tokio::test]
+async fn an_issuer_given_as_an_array_is_refused_even_when_it_contains_ours() {
+    // Given a token whose iss is an array holding the configured issuer
+    let key = TestKey::rsa("rsa-a", RSA_A_PKCS8_PEM);
+    let provider = TestProvider::start(&[&key]).await;
+    let verifier = provider.verifier(provider.config());
+    let mut claims = provider.claims();
+    claims["iss"] = json!([provider.issuer()]);
+
+    // When it is verified, then it is refused: OIDC's iss is one string
+    assert_eq!(
+        verifier.verify(&key.token(&claims)).await,
+        Err(AuthError::WrongIssuer)
+    );
+}
+
+#[tokio::test]
+async fn an_email_verified_claim_counts_only_as_the_json_true() {
+    let key = TestKey::rsa("rsa-a", RSA_A_PKCS8_PEM);
+    let provider = TestProvider::start(&[&key]).await;
+    let verifier = provider.verifier(provider.config());
+    for (value, verified) in [
+        (json!(true), true),
+        (json!(false), false),
+        (json!("true"), false),
+        (json!(1), false),
+        (Value::Null, false),
+    ] {
+        let mut claims = provider.claims();
+        claims["email_verified"] = value.clone();
+        let result = verifier.verify(&key.token(&claims)).await.expect("valid");
+        assert_eq!(result.email_verified, verified, "{value}");
+    }
+    let mut claims = provider.claims();
+    claims.as_object_mut().expect("object").remove("email_verified");
+    let result = verifier.verify(&key.token(&claims)).await.expect("valid");
+    assert!(!result.email_verified);
 }
 
 #[tokio::test]

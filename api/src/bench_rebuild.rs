@@ -387,6 +387,7 @@ fn context(now: &str) -> CommandContext {
     CommandContext {
         principal: Principal {
             subject: "bench-operator".into(),
+            issuer: None,
             email: Some("operator@dezky.local".into()),
             platform_admin: true,
             partner_id: None,
@@ -416,6 +417,7 @@ fn pick_action(rng: &mut Rng, tenant: &SimTenant) -> TenantAction {
             } else {
                 Role::Member
             },
+            placement: dezky_domain::tenant::AddressPlacement::OwnDomain,
         },
         22..=33 => TenantAction::ChangeMemberRole {
             member_id: member(),
@@ -440,6 +442,7 @@ fn pick_action(rng: &mut Rng, tenant: &SimTenant) -> TenantAction {
         61..=66 => TenantAction::LinkMemberSubject {
             member_id: member(),
             subject: format!("sso-{}", rng.next() % 1_000_000_000),
+            issuer: Some("https://idp.bench/".into()),
         },
         67..=71 => TenantAction::RecordMailboxCreated {
             member_id: member(),
@@ -571,6 +574,7 @@ async fn seed(ledger: &Ledger, args: &RebuildArgs) -> anyhow::Result<HashMap<Str
                 let add = TenantAction::AddMember {
                     member: new_member(&id, tenant.members.len()),
                     role: Role::Member,
+                    placement: dezky_domain::tenant::AddressPlacement::OwnDomain,
                 };
                 let added = run_command(&mut tenant, add, now, &mut counts)?;
                 if !added.is_empty() {

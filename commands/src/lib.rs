@@ -3,6 +3,7 @@
 //!
 //! The ledger format is specified in `docs/ledger-format.md`; [`encoding`] is its code.
 
+pub mod app;
 pub mod audit;
 pub mod booking;
 pub mod checkpoint;

@@ -11,5 +11,6 @@ pub mod effects;
 pub mod metadata;
 pub mod probe;
 pub mod tenant;
+pub mod text;
 
 pub use metadata::{Actor, EventMetadata, MetadataError};

@@ -919,11 +919,22 @@ fn describe_tenant_event(
             let who = batch.member_label(tenant_id, &member_id);
             Described::new(format!("{who} removed"), Diff::new())
         }
-        TenantEvent::MemberSubjectLinked { member_id, subject } => {
+        TenantEvent::MemberSubjectLinked {
+            member_id,
+            subject,
+            issuer,
+        } => {
             let who = batch.member_label(tenant_id, &member_id);
+            let mut fields = vec![("subject", FieldDiff::set(subject.clone()))];
+            if let Some(issuer) = issuer {
+                fields.push(("issuer", FieldDiff::set(issuer)));
+            }
             Described::new(
                 format!("{who} linked to single sign-on account {subject}"),
-                diff_of([("subject", FieldDiff::set(subject))]),
+                fields
+                    .into_iter()
+                    .map(|(name, change)| (name.to_owned(), change))
+                    .collect(),
             )
         }
         TenantEvent::MemberMailboxCreated { member_id } => {

@@ -28,8 +28,8 @@ use base64::Engine as _;
 use dezky_commands::encoding::{format_timestamp, EventRecord};
 use dezky_commands::store::Db;
 use dezky_domain::tenant::{
-    MemberStatus, PlatformFlagEvent, Role, TenantEvent, TenantStatus, PLATFORM_FLAG_AGGREGATE_TYPE,
-    TENANT_AGGREGATE_TYPE,
+    claimed_email_spellings, recognises, MemberStatus, PlatformFlagEvent, Principal, Role,
+    TenantEvent, TenantStatus, PLATFORM_FLAG_AGGREGATE_TYPE, TENANT_AGGREGATE_TYPE,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -818,7 +818,7 @@ impl TenantDirectory {
     /// The projection's name.
     pub const NAME: &'static str = "tenants";
     /// The schema version of this code's fold and tables.
-    pub const VERSION: u32 = 1;
+    pub const VERSION: u32 = 2;
 
     /// The current version.
     pub fn new() -> Self {
@@ -928,6 +928,7 @@ impl Projection for TenantDirectory {
                  status TEXT NOT NULL, \
                  has_mailbox BOOLEAN NOT NULL, \
                  subject TEXT, \
+                 subject_issuer TEXT, \
                  PRIMARY KEY (tenant_id, member_id))"
             ),
             format!(
@@ -1027,6 +1028,7 @@ struct StoredMember {
     status: String,
     has_mailbox: bool,
     subject: Option<String>,
+    subject_issuer: Option<String>,
 }
 
 /// The rows one batch touches, as the fold changes them before they are written back.
@@ -1298,6 +1300,7 @@ impl DirectoryBatch {
             status: member_status_name(MemberStatus::Active).to_owned(),
             has_mailbox: member.has_mailbox,
             subject: None,
+            subject_issuer: None,
         };
         let before = members.insert(member.member_id.to_owned(), inserted.clone());
         self.count_change(tenant_id, before.as_ref(), Some(&inserted));
@@ -1488,8 +1491,15 @@ impl DirectoryBatch {
                 self.remove_members(tenant_id, Some(&member_id));
                 self.recount(tenant_id, at);
             }
-            TenantEvent::MemberSubjectLinked { member_id, subject } => {
-                self.set_member(tenant_id, &member_id, |m| m.subject = Some(subject));
+            TenantEvent::MemberSubjectLinked {
+                member_id,
+                subject,
+                issuer,
+            } => {
+                self.set_member(tenant_id, &member_id, |m| {
+                    m.subject = Some(subject);
+                    m.subject_issuer = issuer;
+                });
                 self.touch(tenant_id, at, |_| {});
             }
             TenantEvent::MemberMailboxCreated { member_id } => {
@@ -1539,6 +1549,7 @@ impl DirectoryBatch {
                     Arg::Text(m.status.clone()),
                     Arg::Bool(m.has_mailbox),
                     Arg::NullableText(m.subject.clone()),
+                    Arg::NullableText(m.subject_issuer.clone()),
                 ]),
                 None => removed
                     .entry(tenant_id.as_str())
@@ -1576,7 +1587,7 @@ impl DirectoryBatch {
             }
         }
         let member_columns = "tenant_id, member_id, email, email_key, display_name, role, \
-                              is_owner, status, has_mailbox, subject";
+                              is_owner, status, has_mailbox, subject, subject_issuer";
         if !new_member_rows.is_empty() {
             let mut appender = RowAppender::start(tx, members, member_columns).await?;
             appender.push(new_member_rows).await?;
@@ -1588,7 +1599,8 @@ impl DirectoryBatch {
             "ON CONFLICT (tenant_id, member_id) DO UPDATE SET email = excluded.email, \
              email_key = excluded.email_key, display_name = excluded.display_name, \
              role = excluded.role, is_owner = excluded.is_owner, status = excluded.status, \
-             has_mailbox = excluded.has_mailbox, subject = excluded.subject",
+             has_mailbox = excluded.has_mailbox, subject = excluded.subject, \
+             subject_issuer = excluded.subject_issuer",
             member_rows,
         )
         .await?;
@@ -1722,6 +1734,9 @@ pub struct MemberRow {
     pub has_mailbox: bool,
     /// The linked SSO subject.
     pub subject: Option<String>,
+    /// The issuer of the linked subject (`None` before linking and for links recorded before
+    /// issuers were).
+    pub subject_issuer: Option<String>,
 }
 
 /// A tenant with its members.
@@ -1853,7 +1868,7 @@ impl TenantRecord {
 }
 
 const MEMBER_COLUMNS: &str =
-    "member_id, email, display_name, role, is_owner, status, has_mailbox, subject";
+    "member_id, email, display_name, role, is_owner, status, has_mailbox, subject, subject_issuer";
 
 #[derive(sqlx::FromRow)]
 struct MemberRecord {
@@ -1865,6 +1880,7 @@ struct MemberRecord {
     status: String,
     has_mailbox: bool,
     subject: Option<String>,
+    subject_issuer: Option<String>,
 }
 
 impl MemberRecord {
@@ -1878,6 +1894,7 @@ impl MemberRecord {
             is_owner: self.is_owner,
             has_mailbox: self.has_mailbox,
             subject: self.subject,
+            subject_issuer: self.subject_issuer,
         })
     }
 }
@@ -2077,18 +2094,25 @@ pub async fn tenant_by_slug(db: &Db, slug: &str) -> Result<Option<TenantRow>, Qu
     tenant_where(&tables, db, "slug", &slug.trim().to_lowercase()).await
 }
 
+/// Most member rows one identity look-up considers: a subject is linked to at most one member
+/// of a tenant, and an address belongs to at most one; the bound keeps a tenant with broken
+/// data from turning a request into a scan.
+const MAX_IDENTITY_CANDIDATES: usize = 8;
+
 /// The role under which a principal acts in a tenant, for authorization: `None` unless the
 /// principal is recognised as an active member of a tenant that is not (soft-)deleted.
 ///
-/// Recognition follows the aggregate (`Member::is_recognised_as`): by the linked SSO
-/// subject, or by e-mail (case-insensitively) only while the member has no linked subject, so
-/// another identity-provider account with the same address does not inherit the role. A
-/// subject match wins over an e-mail match. A suspended tenant's members keep their role: what
-/// a suspended tenant still allows is the API's decision, made with the tenant's status.
+/// Recognition is the aggregate's own rule ([`dezky_domain::tenant::recognises`], which
+/// `Member::is_recognised_as` applies on the write side): by the linked (issuer, subject), or
+/// by a verified e-mail compared strictly only while the member has no linked subject. The
+/// query only narrows the candidates (by subject, and by a lower-cased address key that is a
+/// superset of what the rule accepts); the rule decides. A subject match wins over an e-mail
+/// match. A suspended tenant's members keep their role: what a suspended tenant still allows is
+/// the API's decision, made with the tenant's status.
 pub async fn member_role(
     db: &Db,
     tenant_id: &str,
-    subject_or_email: &str,
+    principal: &Principal,
 ) -> Result<Option<Role>, QueryError> {
     let tables = live_tables(db).await?;
     let Some(tenant) = tenant_where(&tables, db, "tenant_id", tenant_id).await? else {
@@ -2099,22 +2123,56 @@ pub async fn member_role(
     }
     let mut sql = Sql::new(format!("SELECT {MEMBER_COLUMNS} FROM {}", tables.members));
     let t = sql.arg(Arg::Text(tenant_id.to_owned()));
-    let s = sql.arg(Arg::Text(subject_or_email.to_owned()));
-    let e = sql.arg(Arg::Text(email_key(subject_or_email)));
+    let s = sql.arg(Arg::Text(principal.subject.clone()));
+    let mut condition = format!("subject = {s}");
+    // The address keys an unlinked member could be found under: the claim as sent, and with
+    // its domain in ASCII and Unicode form (members' addresses are stored as typed).
+    let mut keys: Vec<String> = principal
+        .email
+        .as_deref()
+        .map(claimed_email_spellings)
+        .unwrap_or_default()
+        .iter()
+        .map(|spelling| email_key(spelling))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    if !keys.is_empty() {
+        let list: Vec<String> = keys
+            .into_iter()
+            .map(|key| sql.arg(Arg::Text(key)))
+            .collect();
+        condition = format!(
+            "{condition} OR (subject IS NULL AND email_key IN ({}))",
+            list.join(", ")
+        );
+    }
     sql.push(&format!(
-        " WHERE tenant_id = {t} AND (subject = {s} OR (subject IS NULL AND email_key = {e})) \
-         ORDER BY CASE WHEN subject = {s} THEN 0 ELSE 1 END, member_id LIMIT 1"
+        " WHERE tenant_id = {t} AND ({condition}) ORDER BY member_id LIMIT {MAX_IDENTITY_CANDIDATES}"
     ));
     let records: Vec<MemberRecord> = fetch_all(db, &sql).await?;
-    let Some(member) = records
-        .into_iter()
-        .next()
-        .map(MemberRecord::into_row)
-        .transpose()?
-    else {
-        return Ok(None);
-    };
-    Ok((member.status == MemberStatus::Active).then_some(member.role))
+    let mut linked = None;
+    let mut by_email = None;
+    for member in records.into_iter().map(MemberRecord::into_row) {
+        let member = member?;
+        if !recognises(
+            member.subject.as_deref(),
+            member.subject_issuer.as_deref(),
+            &member.email,
+            principal,
+        ) {
+            continue;
+        }
+        if member.subject.is_some() {
+            linked.get_or_insert(member);
+        } else {
+            by_email.get_or_insert(member);
+        }
+    }
+    Ok(linked
+        .or(by_email)
+        .filter(|member| member.status == MemberStatus::Active)
+        .map(|member| member.role))
 }
 
 /// Every tenant and member row of one version of the directory, in id order: what an

@@ -195,6 +195,7 @@ pub fn operator_context() -> dezky_domain::tenant::CommandContext {
     dezky_domain::tenant::CommandContext {
         principal: dezky_domain::tenant::Principal {
             subject: "op".into(),
+            issuer: None,
             email: Some("op@dezky.eu".into()),
             platform_admin: true,
             partner_id: None,
@@ -242,6 +243,7 @@ pub async fn seed_tenant(cqrs: &TenantCqrs, n: usize, members: usize) -> anyhow:
                 display_name: format!("Member {m}"),
             },
             role: Role::Member,
+            placement: dezky_domain::tenant::AddressPlacement::OwnDomain,
         };
         cqrs.execute_with_metadata(
             &tenant_id,

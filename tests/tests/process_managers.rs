@@ -28,6 +28,7 @@ fn operator_at(minute: u32) -> CommandContext {
     CommandContext {
         principal: Principal {
             subject: "op".into(),
+            issuer: None,
             email: Some("op@dezky.eu".into()),
             platform_admin: true,
             partner_id: None,

@@ -116,6 +116,7 @@ async fn fill(ledger: &Ledger, from: usize, to: usize) {
                             display_name: format!("Member {m}"),
                         },
                         role: Role::Member,
+                        placement: dezky_domain::tenant::AddressPlacement::OwnDomain,
                     });
                 }
                 actions.push(TenantAction::ChangeMemberRole {

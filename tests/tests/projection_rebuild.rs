@@ -161,6 +161,7 @@ async fn queries_during_a_rebuild_never_fail_or_see_a_half_built_model(backend: 
                         display_name: "Late".into(),
                     },
                     role: dezky_domain::tenant::Role::Member,
+                    placement: dezky_domain::tenant::AddressPlacement::OwnDomain,
                 };
                 tenants
                     .execute(

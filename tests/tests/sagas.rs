@@ -417,6 +417,8 @@ async fn mailboxes_follow_members_and_a_purge_tears_down_everything_but_the_apex
     wait_for("the apex provisioned", || provisioned(APEX)).await;
 
     // A member on the workspace's own domain gets a mailbox; one elsewhere does not.
+    // The saga decides what to host from the Domain aggregates itself; the placement the
+    // command carries only sets the directory's mailbox flag.
     let add = |id: &str, email: &str| TenantAction::AddMember {
         member: NewMember {
             member_id: id.to_owned(),
@@ -424,6 +426,7 @@ async fn mailboxes_follow_members_and_a_purge_tears_down_everything_but_the_apex
             display_name: "Ada".into(),
         },
         role: Role::Member,
+        placement: dezky_domain::tenant::AddressPlacement::OwnDomain,
     };
     tenant_command(&ledger, &acme, add("ada", "ada@acme.eu")).await;
     tenant_command(&ledger, &acme, add("bob", "bob@gmail.example")).await;

@@ -186,10 +186,16 @@ pub enum AuthError {
 /// The identity a verified token carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
+    /// `iss`: the issuer, equal to the configured one (a string, never an array).
+    pub issuer: String,
     /// `sub`: the provider's stable identifier of the user.
     pub subject: String,
-    /// `email`, when the token has one.
+    /// `email`, when the token has one. Whether it identifies anyone is the caller's decision,
+    /// made with [`Claims::email_verified`].
     pub email: Option<String>,
+    /// `email_verified`: true only when the claim is the JSON `true` (a string `"true"`, a
+    /// missing claim or any other value mean not verified).
+    pub email_verified: bool,
     /// `groups` (Authentik's group names), empty when absent.
     pub groups: Vec<String>,
     /// `name`, when the token has one.
@@ -296,6 +302,11 @@ impl OidcVerifier {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let data = jsonwebtoken::decode::<Value>(token, &key.key, &validation)
             .map_err(|error| map_jwt_error(error.kind(), &header.alg))?;
+        // The JWT library also accepts an `iss` that is an array containing the issuer; OIDC
+        // Core §2 makes it a single string, and it must be exactly the configured one.
+        if data.claims.get("iss").and_then(Value::as_str) != Some(self.config.issuer.as_str()) {
+            return Err(AuthError::WrongIssuer);
+        }
         claims_from(data.claims)
     }
 
@@ -362,9 +373,17 @@ fn claims_from(raw: Value) -> Result<Claims, AuthError> {
         .filter(|exp| exp.is_finite() && *exp >= 0.0)
         .and_then(|exp| DateTime::from_timestamp(exp.floor() as i64, 0))
         .ok_or(AuthError::Malformed("exp is not a representable time"))?;
+    let issuer = raw
+        .get("iss")
+        .and_then(Value::as_str)
+        .ok_or(AuthError::WrongIssuer)?
+        .to_owned();
+    let email_verified = raw.get("email_verified") == Some(&Value::Bool(true));
     Ok(Claims {
+        issuer,
         subject: named.sub,
         email: named.email,
+        email_verified,
         groups: named.groups,
         name: named.name,
         expires_at,

@@ -17,7 +17,10 @@ use super::error::ApiError;
 pub struct Viewer {
     /// The token's subject.
     pub subject: String,
-    /// The token's e-mail claim.
+    /// The token's issuer (the one configured issuer).
+    pub issuer: String,
+    /// The token's e-mail claim, only when the identity provider marked it verified: an
+    /// unverified address never identifies anyone, and is not recorded as the actor's.
     pub email: Option<String>,
     /// Whether the caller is in the platform-admin group.
     pub platform_admin: bool,
@@ -30,6 +33,7 @@ impl Viewer {
     pub fn principal(&self) -> Principal {
         Principal {
             subject: self.subject.clone(),
+            issuer: Some(self.issuer.clone()),
             email: self.email.clone(),
             platform_admin: self.platform_admin,
             partner_id: self.partner_id.clone(),
@@ -82,12 +86,12 @@ pub async fn standing(db: &Db, viewer: &Viewer, tenant: &TenantRow) -> Result<St
     if viewer.partner_id.is_some() && viewer.partner_id == tenant.partner_id {
         return Ok(Standing::OwningPartner);
     }
-    for key in std::iter::once(viewer.subject.as_str()).chain(viewer.email.as_deref()) {
-        if let Some(role) = member_role(db, &tenant.id, key).await? {
-            return Ok(Standing::Member(role));
-        }
+    // The aggregate's own recognition rule decides (reads and writes alike): the linked
+    // (issuer, subject), or a verified address before linking.
+    match member_role(db, &tenant.id, &viewer.principal()).await? {
+        Some(role) => Ok(Standing::Member(role)),
+        None => Err(ApiError::forbidden()),
     }
-    Err(ApiError::forbidden())
 }
 
 /// Reading a tenant's profile and members: anyone with a standing.

@@ -289,6 +289,9 @@ fn flow_error(error: BookingFlowError) -> ApiError {
         BookingFlowError::Booking(e @ B::Invalid(_)) => {
             ApiError::new(Code::Validation, e.to_string())
         }
+        BookingFlowError::Booking(e @ B::DisallowedCharacter { .. }) => {
+            ApiError::new(Code::InvalidCharacters, e.to_string())
+        }
         BookingFlowError::Booking(e) => ApiError::new(Code::Conflict, e.to_string()),
         BookingFlowError::Ledger(e) => ApiError::internal(&e),
     }

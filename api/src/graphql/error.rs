@@ -9,6 +9,12 @@ use dezky_projections::tenants::QueryError;
 pub enum Code {
     /// The input is not acceptable.
     Validation,
+    /// A text holds a control character (a line break in a one-line field) or an invisible
+    /// direction override.
+    InvalidCharacters,
+    /// An address whose domain is neither the workspace's own service domain nor one of its
+    /// domains (another workspace's, the platform's, or nobody's here).
+    AddressNotOurs,
     /// No such thing (only said to callers allowed to know whether it exists).
     NotFound,
     /// The request conflicts with the current state (a rule, a race, a duplicate).
@@ -28,6 +34,8 @@ impl Code {
     pub fn as_str(self) -> &'static str {
         match self {
             Code::Validation => "VALIDATION",
+            Code::InvalidCharacters => "INVALID_CHARACTERS",
+            Code::AddressNotOurs => "ADDRESS_NOT_OURS",
             Code::NotFound => "NOT_FOUND",
             Code::Conflict => "CONFLICT",
             Code::Forbidden => "FORBIDDEN",
@@ -111,6 +119,8 @@ impl From<TenantError> for ApiError {
             | E::AddressInUse { .. }
             | E::ListAlreadyExists { .. }
             | E::TooManyLists { .. } => Code::Conflict,
+            E::DisallowedCharacter { .. } => Code::InvalidCharacters,
+            E::AddressNotOurs { .. } => Code::AddressNotOurs,
             _ => Code::Validation,
         };
         ApiError::new(code, error.to_string())

@@ -210,6 +210,9 @@ impl TokenCheck {
         };
         match self.verifier.verify(token.trim()).await {
             Ok(claims) => Authentication::Viewer(Viewer {
+                // An address the provider has not verified identifies nobody (ADR 6).
+                email: claims.email.filter(|_| claims.email_verified),
+                issuer: claims.issuer,
                 platform_admin: claims.groups.contains(&self.platform_admin_group),
                 partner_id: claims
                     .raw
@@ -217,7 +220,6 @@ impl TokenCheck {
                     .and_then(|v| v.as_str())
                     .map(str::to_owned),
                 subject: claims.subject,
-                email: claims.email,
             }),
             Err(error) => Authentication::Invalid(format!("invalid access token: {error}")),
         }

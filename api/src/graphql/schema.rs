@@ -7,6 +7,7 @@ use dezky_domain::tenant::{
     CommandContext, CreateTenant, MemberStatus, NewMember, Role, Slug, SlugClaimCommand,
     TenantAction, TenantCommand, TenantError, TenantStatus,
 };
+use dezky_commands::app::addresses::place_address;
 use dezky_projections::audit::{audit_timeline, AuditEntry, AuditFilter};
 use dezky_projections::tenants::{
     list_tenants, tenant_by_slug, tenant_detail, MemberRow, PageRequest, TenantFilter, TenantRow,
@@ -616,16 +617,33 @@ impl TenantMutation {
         Ok(Tenant(find_tenant(ctx, Some(&tenant_id), None).await?))
     }
 
-    /// Adds a member with a workspace mailbox (tenant admins, operators).
+    /// Adds a member (tenant admins, operators): with a workspace mailbox when the address
+    /// is on the workspace's service domain or one of its domains, without one on an outside
+    /// domain; `ADDRESS_NOT_OURS` on another workspace's domain or the platform's.
     async fn add_member(&self, ctx: &Context<'_>, input: AddMemberInput) -> Result<Tenant> {
-        let member_id = api(ctx).ids.next();
+        let viewer = auth(ctx).viewer()?;
+        let api = api(ctx);
+        let row = find_tenant(ctx, Some(&input.tenant_id), None).await?;
+        // Only callers with a standing in the workspace get as far as a domain look-up; the
+        // aggregate checks their authority before it looks at the placement.
+        authz::standing(api.ledger.db(), viewer, &row).await?;
+        let placement = place_address(
+            &api.ledger,
+            &row.id,
+            &row.slug,
+            &api.platform_domain,
+            &input.email,
+        )
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
         let action = TenantAction::AddMember {
             member: NewMember {
-                member_id,
+                member_id: api.ids.next(),
                 email: input.email,
                 display_name: input.display_name,
             },
             role: input.role.into(),
+            placement,
         };
         Ok(run_tenant_command(ctx, &input.tenant_id, action).await?)
     }

@@ -361,8 +361,9 @@ impl SettingsMutation {
         Ok(run_tenant_command(ctx, &tenant_id, action).await?)
     }
 
-    /// Links a member to their SSO subject: operators for anyone, a member for themself with
-    /// the subject of their own token.
+    /// Links a member to their single sign-on identity (this deployment's issuer and
+    /// `subject`): operators for anyone, a member for themself with the subject of their own
+    /// token. From then on the member is recognised by that identity alone.
     async fn link_member_subject(
         &self,
         ctx: &Context<'_>,
@@ -370,9 +371,11 @@ impl SettingsMutation {
         member_id: ID,
         subject: String,
     ) -> Result<Tenant> {
+        let issuer = auth(ctx).viewer()?.issuer.clone();
         let action = TenantAction::LinkMemberSubject {
             member_id: member_id.0,
             subject,
+            issuer: Some(issuer),
         };
         Ok(run_tenant_command(ctx, &tenant_id, action).await?)
     }

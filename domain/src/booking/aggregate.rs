@@ -14,6 +14,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use super::availability::Slot;
+use crate::text::{first_disallowed_char, is_bidi_control, TextShape};
 
 /// Aggregate type name as stored in the ledger. Never change it.
 pub const BOOKING_AGGREGATE_TYPE: &str = "booking";
@@ -364,6 +365,15 @@ pub enum BookingError {
     /// A missing or malformed field.
     #[error("invalid {0}")]
     Invalid(&'static str),
+    /// A field holds a control character or a direction override ([`crate::text`]); a CR or
+    /// LF in the attendee's name would otherwise reach the calendar event and the e-mail.
+    #[error("the {field} contains a character that is not allowed there (U+{code_point:04X})")]
+    DisallowedCharacter {
+        /// Which field.
+        field: &'static str,
+        /// The first character refused, as its Unicode code point.
+        code_point: u32,
+    },
 }
 
 /// A booking, folded from its events.
@@ -478,12 +488,20 @@ impl Booking {
                 if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
                     return Err(BookingError::Invalid("attendee name"));
                 }
+                if let Some(c) = first_disallowed_char(name, TextShape::SingleLine) {
+                    return Err(BookingError::DisallowedCharacter {
+                        field: "attendee name",
+                        code_point: u32::from(c),
+                    });
+                }
                 let email = attendee.email.trim();
                 let plausible = email.len() <= MAX_EMAIL_CHARS
                     && email
                         .split_once('@')
                         .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
-                    && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+                    && !email
+                        .chars()
+                        .any(|c| c.is_whitespace() || c.is_control() || is_bidi_control(c));
                 if !plausible {
                     return Err(BookingError::Invalid("attendee e-mail"));
                 }

@@ -107,7 +107,7 @@ impl Tenant {
     pub fn acting_member(&self, principal: &Principal) -> Option<&Member> {
         self.members
             .values()
-            .find(|m| m.subject.as_deref() == Some(principal.subject.as_str()))
+            .find(|m| m.subject.is_some() && m.is_recognised_as(principal))
             .or_else(|| {
                 self.members
                     .values()
@@ -177,6 +177,7 @@ impl Tenant {
                 status: MemberStatus::Active,
                 has_mailbox,
                 subject: None,
+                issuer: None,
             },
         );
     }
@@ -291,9 +292,14 @@ impl Aggregate for Tenant {
                 self.aliases.retain(|_, owner| *owner != member_id);
                 self.retired_member_ids.insert(member_id);
             }
-            TenantEvent::MemberSubjectLinked { member_id, subject } => {
+            TenantEvent::MemberSubjectLinked {
+                member_id,
+                subject,
+                issuer,
+            } => {
                 if let Some(member) = self.member_mut(&member_id) {
                     member.subject = Some(subject);
+                    member.issuer = issuer;
                 }
             }
             TenantEvent::MemberMailboxCreated { member_id } => {

@@ -4,7 +4,7 @@ use super::billing::BillingInfoPatch;
 use super::branding::BrandingPatch;
 use super::context::CommandContext;
 use super::error::Authority;
-use super::member::{NewMember, Role};
+use super::member::{AddressPlacement, NewMember, Role};
 use super::security::SecurityPolicyPatch;
 
 /// A tenant command: who acts, when, and what they ask for.
@@ -65,12 +65,17 @@ pub enum TenantAction {
     UpdateSecurityPolicy(SecurityPolicyPatch),
     /// Invite an admin who signs in with an outside address (no mailbox).
     InviteAdmin(NewMember),
-    /// Add a member with a workspace mailbox.
+    /// Add a member: with a workspace mailbox when their address is on one of the
+    /// workspace's domains, without one when it is on an outside domain; refused when it is
+    /// on another workspace's domain or the platform's.
     AddMember {
         /// The member.
         member: NewMember,
         /// Their role.
         role: Role,
+        /// Whose domain the member's address is on, as the write side found it (the use case
+        /// loads the Domain aggregate; the tenant cannot know another aggregate's state).
+        placement: AddressPlacement,
     },
     /// Change a member's role.
     ChangeMemberRole {
@@ -109,12 +114,14 @@ pub enum TenantAction {
         /// The member.
         member_id: String,
     },
-    /// Link a member to their SSO subject.
+    /// Link a member to their SSO identity, the pair (issuer, subject).
     LinkMemberSubject {
         /// The member.
         member_id: String,
         /// The identity provider's subject.
         subject: String,
+        /// The issuer vouching for `subject` (the API fills in the one it trusts).
+        issuer: Option<String>,
     },
     /// Record that a member's mailbox now exists (sent by the member saga).
     RecordMailboxCreated {

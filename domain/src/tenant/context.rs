@@ -9,7 +9,12 @@
 pub struct Principal {
     /// Stable subject identifier: the OIDC `sub`, or `system:<name>` for processors.
     pub subject: String,
-    /// The caller's e-mail address as the identity provider asserts it, when it is a person.
+    /// The issuer that vouches for `subject` (the OIDC `iss`); `None` for processors. Identity
+    /// is the pair (issuer, subject).
+    pub issuer: Option<String>,
+    /// The caller's e-mail address, when it is a person and the identity provider asserts it
+    /// as verified (the API passes no unverified address in): it identifies a member only
+    /// until the member is linked to a subject (see [`crate::tenant::recognises`]).
     pub email: Option<String>,
     /// Whether the caller is a platform admin (dezky operator staff, or a system processor).
     pub platform_admin: bool,
@@ -23,6 +28,7 @@ impl Principal {
     pub fn user(subject: impl Into<String>, email: impl Into<String>) -> Self {
         Self {
             subject: subject.into(),
+            issuer: None,
             email: Some(email.into()),
             platform_admin: false,
             partner_id: None,
@@ -55,6 +61,7 @@ impl Principal {
     pub fn system(process: &str) -> Self {
         Self {
             subject: format!("system:{process}"),
+            issuer: None,
             email: None,
             platform_admin: true,
             partner_id: None,

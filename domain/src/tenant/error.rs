@@ -5,6 +5,7 @@ use std::fmt;
 use super::aggregate::TenantStatus;
 use super::context::ContextError;
 use super::mail::AddressHolder;
+use super::member::AddressPlacement;
 use super::slug::SlugProblem;
 use super::values::TextField;
 
@@ -155,6 +156,24 @@ pub enum TenantError {
         max: usize,
         /// The length given.
         got: usize,
+    },
+    /// A text holds a control character (a line break in a one-line field) or an invisible
+    /// direction override (see [`crate::text`]). The value is not echoed: it is what an
+    /// injection would look like in a log line.
+    #[error("the {field} contains a character that is not allowed there (U+{code_point:04X})")]
+    DisallowedCharacter {
+        /// Which text.
+        field: TextField,
+        /// The first character refused, as its Unicode code point.
+        code_point: u32,
+    },
+    /// A member's address is on another workspace's domain or the platform's.
+    #[error("{address} is on a domain that is not this workspace's")]
+    AddressNotOurs {
+        /// The address.
+        address: String,
+        /// Whose domain it is on.
+        placement: AddressPlacement,
     },
     /// An identifier contains whitespace or control characters.
     #[error("the {field} '{value}' contains whitespace or control characters")]

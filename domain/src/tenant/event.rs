@@ -4,17 +4,21 @@
 //! JSON reads `{"TenantCreated": {...}}`) and never changes; a change of shape bumps that
 //! event's version and adds an upcaster to [`tenant_upcasters`] with a test reading the old bytes.
 
-use cqrs_es::persist::EventUpcaster;
+use cqrs_es::persist::{EventUpcaster, SemanticVersionEventUpcaster};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::billing::BillingChanges;
 use super::branding::BrandingChanges;
 use super::member::Role;
 use super::security::{SecurityPolicy, SecurityPolicyChanges};
 
-/// Schema version of every tenant event today.
+/// Schema version of every tenant event but those listed below.
 pub const TENANT_EVENT_VERSION: &str = "1.0";
+/// Schema version of `MemberSubjectLinked`: 2.0 added the subject's `issuer` (identity is
+/// the pair issuer and subject, ADR 6); 1.0 events carry none and are upcast with `null`.
+pub const MEMBER_SUBJECT_LINKED_VERSION: &str = "2.0";
 
 /// Every stored type name a tenant event can have. A test pins this list: removing or renaming
 /// an entry would orphan events already on the ledger.
@@ -174,12 +178,18 @@ pub enum TenantEvent {
         /// The member.
         member_id: String,
     },
-    /// A member was linked to their SSO subject.
+    /// A member was linked to their SSO identity: from now on they are recognised by this
+    /// (issuer, subject) pair alone, never by an e-mail claim.
     MemberSubjectLinked {
         /// The member.
         member_id: String,
         /// The identity provider's subject.
         subject: String,
+        /// The issuer that vouches for `subject`. `None` only on links recorded before issuers
+        /// were (version 1.0 of this event); such a link matches the subject from the one
+        /// issuer a deployment trusts.
+        #[serde(default)]
+        issuer: Option<String>,
     },
     /// A member's mailbox was created.
     MemberMailboxCreated {
@@ -270,12 +280,30 @@ impl DomainEvent for TenantEvent {
     }
 
     fn event_version(&self) -> String {
-        TENANT_EVENT_VERSION.to_owned()
+        match self {
+            TenantEvent::MemberSubjectLinked { .. } => MEMBER_SUBJECT_LINKED_VERSION,
+            _ => TENANT_EVENT_VERSION,
+        }
+        .to_owned()
     }
 }
 
-/// The upcasters a tenant event store must be built with. None yet: every tenant event is at
-/// its first version. Listed here so the wiring exists before the first one is needed.
+/// `MemberSubjectLinked` 1.0 → 2.0: the link gains its issuer, unknown for old links (`null`).
+fn upcast_member_subject_linked_v1(mut payload: Value) -> Value {
+    if let Some(fields) = payload
+        .get_mut("MemberSubjectLinked")
+        .and_then(Value::as_object_mut)
+    {
+        fields.entry("issuer").or_insert(Value::Null);
+    }
+    payload
+}
+
+/// The upcasters a tenant event store must be built with.
 pub fn tenant_upcasters() -> Vec<Box<dyn EventUpcaster>> {
-    Vec::new()
+    vec![Box::new(SemanticVersionEventUpcaster::new(
+        "MemberSubjectLinked",
+        MEMBER_SUBJECT_LINKED_VERSION,
+        Box::new(upcast_member_subject_linked_v1),
+    ))]
 }

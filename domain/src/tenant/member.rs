@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::context::Principal;
+use super::identity::recognises;
 use super::values::same_email;
 
 /// Most members one tenant can have (the largest seat count a tenant can be created with);
@@ -50,6 +51,10 @@ pub struct Member {
     pub has_mailbox: bool,
     /// The SSO subject, once the member's identity-provider account is linked.
     pub subject: Option<String>,
+    /// The issuer of [`Member::subject`]; `None` before linking, and for links recorded
+    /// before issuers were.
+    #[serde(default)]
+    pub issuer: Option<String>,
 }
 
 impl Member {
@@ -64,18 +69,18 @@ impl Member {
         self.role == Role::Admin && self.status == MemberStatus::Active
     }
 
-    /// Whether `principal` is recognised as this member for authorization: by the linked SSO
-    /// subject, or by e-mail while no subject is linked. Once a subject is linked, an e-mail
-    /// match alone no longer counts: another identity-provider account with the same address
-    /// must not inherit this member's rights.
+    /// Whether `principal` is recognised as this member for authorization: by the linked
+    /// (issuer, subject), or by a verified e-mail compared strictly while nothing is linked
+    /// (the rule in [`super::identity::recognises`], which the API's read side applies too).
+    /// Once a subject is linked, an e-mail match alone no longer counts: another
+    /// identity-provider account with the same address must not inherit this member's rights.
     pub fn is_recognised_as(&self, principal: &Principal) -> bool {
-        match &self.subject {
-            Some(subject) => *subject == principal.subject,
-            None => principal
-                .email
-                .as_deref()
-                .is_some_and(|email| same_email(email, &self.email)),
-        }
+        recognises(
+            self.subject.as_deref(),
+            self.issuer.as_deref(),
+            &self.email,
+            principal,
+        )
     }
 
     /// Whether `principal` may be this member, for the rules that forbid acting on oneself:
@@ -88,6 +93,37 @@ impl Member {
                 .email
                 .as_deref()
                 .is_some_and(|email| same_email(email, &self.email))
+    }
+}
+
+/// Whose domain an address is on, from one workspace's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AddressPlacement {
+    /// The workspace's service domain (`{slug}.{platform domain}`).
+    ServiceDomain,
+    /// A domain the workspace added and still has.
+    OwnDomain,
+    /// A domain another workspace has.
+    OtherWorkspace,
+    /// The platform's own domain or a name under it (reserved for the platform).
+    Platform,
+    /// A domain nobody here hosts (a member's own `@gmail.com`).
+    Outside,
+}
+
+impl AddressPlacement {
+    /// Whether the workspace's mail server hosts mailboxes for such an address.
+    pub fn is_hosted(self) -> bool {
+        matches!(self, AddressPlacement::ServiceDomain | AddressPlacement::OwnDomain)
+    }
+
+    /// Whether a workspace may give a member such an address at all.
+    pub fn is_ours_or_outside(self) -> bool {
+        !matches!(
+            self,
+            AddressPlacement::OtherWorkspace | AddressPlacement::Platform
+        )
     }
 }
 

@@ -40,6 +40,7 @@ mod context;
 mod decide;
 mod error;
 mod event;
+mod identity;
 mod mail;
 mod member;
 mod platform_flag;
@@ -65,12 +66,21 @@ pub use command::{CreateTenant, TenantAction, TenantCommand};
 pub use context::{is_rfc3339, CommandContext, ContextError, Principal};
 pub use decide::decide;
 pub use error::{Authority, LifecycleAction, PrimaryAccountLock, SelfAction, TenantError};
-pub use event::{tenant_upcasters, TenantEvent, TENANT_EVENT_TYPES, TENANT_EVENT_VERSION};
+pub use event::{
+    tenant_upcasters, TenantEvent, MEMBER_SUBJECT_LINKED_VERSION, TENANT_EVENT_TYPES,
+    TENANT_EVENT_VERSION,
+};
+pub use identity::{
+    claimed_email_key, claimed_email_spellings, member_email_key, recognises,
+    MAX_IDENTITY_EMAIL_BYTES,
+};
 pub use mail::{
     address_domain, canonical_address, AddressHolder, MailingList, MAX_ALIASES_PER_MEMBER,
     MAX_LISTS_PER_TENANT, MAX_LIST_RECIPIENTS, MIN_LIST_RECIPIENTS,
 };
-pub use member::{Member, MemberStatus, NewMember, Role, MAX_MEMBERS_PER_TENANT};
+pub use member::{
+    AddressPlacement, Member, MemberStatus, NewMember, Role, MAX_MEMBERS_PER_TENANT,
+};
 pub use platform_flag::{
     platform_flag_upcasters, PlatformFlag, PlatformFlagCommand, PlatformFlagError,
     PlatformFlagEvent, PLATFORM_FLAG_AGGREGATE_TYPE, PLATFORM_FLAG_ID,

@@ -9,6 +9,7 @@ use std::fmt;
 
 use super::branding::EmailTemplateKey;
 use super::error::TenantError;
+use crate::text::{first_disallowed_char, is_bidi_control, TextShape};
 
 /// Longest identifier (tenant, member, partner and plan ids, SSO subjects), in characters.
 pub const MAX_IDENTIFIER_CHARS: usize = 64;
@@ -94,7 +95,10 @@ pub(crate) fn identifier(field: TextField, value: String) -> Result<String, Tena
             got: chars,
         });
     }
-    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if value
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || is_bidi_control(c))
+    {
         return Err(TenantError::InvalidIdentifier { field, value });
     }
     Ok(value)
@@ -109,7 +113,9 @@ pub(crate) fn required_text(
     optional_text(field, value, max)?.ok_or(TenantError::Blank { field })
 }
 
-/// Optional free text: trimmed; blank means "not set"; otherwise at most `max` characters.
+/// Optional free text: trimmed; blank means "not set"; otherwise at most `max` characters,
+/// on one line unless the field is a body of text, and free of control and direction-override
+/// characters ([`crate::text`]).
 pub(crate) fn optional_text(
     field: TextField,
     value: &str,
@@ -118,6 +124,16 @@ pub(crate) fn optional_text(
     let value = value.trim();
     if value.is_empty() {
         return Ok(None);
+    }
+    let shape = match field {
+        TextField::TemplateBody(_) => TextShape::MultiLine,
+        _ => TextShape::SingleLine,
+    };
+    if let Some(c) = first_disallowed_char(value, shape) {
+        return Err(TenantError::DisallowedCharacter {
+            field,
+            code_point: u32::from(c),
+        });
     }
     let chars = value.chars().count();
     if chars > max {
@@ -178,9 +194,9 @@ pub fn is_plausible_email(value: &str) -> bool {
         && !local.starts_with('.')
         && !local.ends_with('.')
         && !local.contains("..")
-        && !local
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || "()<>[]\\,;:\"".contains(c));
+        && !local.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || is_bidi_control(c) || "()<>[]\\,;:\"".contains(c)
+        });
     let labels: Vec<&str> = domain.split('.').collect();
     let labels_ok = labels.len() >= 2
         && labels.iter().all(|label| {

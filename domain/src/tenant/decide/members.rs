@@ -9,7 +9,9 @@ use super::super::context::Principal;
 use super::super::error::{PrimaryAccountLock, SelfAction, TenantError};
 use super::super::event::TenantEvent;
 use super::super::mail::{address_key, AddressHolder};
-use super::super::member::{Member, MemberStatus, NewMember, Role, MAX_MEMBERS_PER_TENANT};
+use super::super::member::{
+    AddressPlacement, Member, MemberStatus, NewMember, Role, MAX_MEMBERS_PER_TENANT,
+};
 use super::super::values::{
     email, identifier, required_text, same_email, TextField, MAX_DISPLAY_NAME_CHARS,
 };
@@ -75,19 +77,29 @@ pub(super) fn invite_admin(
     }])
 }
 
-/// Adds a member with a workspace mailbox.
+/// Adds a member: with a workspace mailbox when the address is on a domain the workspace
+/// hosts, without one on an outside domain; an address on another workspace's domain or the
+/// platform's is refused (it could never be this workspace's mailbox, and claiming it would
+/// show a mailbox that nobody makes).
 pub(super) fn add(
     state: &Tenant,
     new: NewMember,
     role: Role,
+    placement: AddressPlacement,
 ) -> Result<Vec<TenantEvent>, TenantError> {
     let new = checked_new_member(state, new)?;
+    if !placement.is_ours_or_outside() {
+        return Err(TenantError::AddressNotOurs {
+            address: new.email,
+            placement,
+        });
+    }
     Ok(vec![TenantEvent::MemberAdded {
         member_id: new.member_id,
         email: new.email,
         display_name: new.display_name,
         role,
-        has_mailbox: true,
+        has_mailbox: placement.is_hosted(),
     }])
 }
 
@@ -236,17 +248,21 @@ pub(super) fn remove(
     }])
 }
 
-/// Links a member to their SSO subject. Linking the same subject again changes nothing, so a
-/// retried saga step is harmless.
+/// Links a member to their SSO identity (issuer, subject). Linking the same identity again
+/// changes nothing, so a retried saga step is harmless.
 pub(super) fn link_subject(
     state: &Tenant,
     member_id: &str,
     subject: String,
+    issuer: Option<String>,
 ) -> Result<Vec<TenantEvent>, TenantError> {
     let subject = identifier(TextField::Subject, subject)?;
+    let issuer = issuer
+        .map(|issuer| identifier(TextField::Subject, issuer))
+        .transpose()?;
     let member = find(state, member_id)?;
     match &member.subject {
-        Some(linked) if *linked == subject => return Ok(Vec::new()),
+        Some(linked) if *linked == subject && member.issuer == issuer => return Ok(Vec::new()),
         Some(linked) => {
             return Err(TenantError::MemberAlreadyLinked {
                 member_id: member.id.clone(),
@@ -258,7 +274,7 @@ pub(super) fn link_subject(
     if let Some(other) = state
         .members
         .values()
-        .find(|m| m.subject.as_deref() == Some(subject.as_str()))
+        .find(|m| m.subject.as_deref() == Some(subject.as_str()) && m.issuer == issuer)
     {
         return Err(TenantError::SubjectLinkedToAnotherMember {
             subject,
@@ -268,6 +284,7 @@ pub(super) fn link_subject(
     Ok(vec![TenantEvent::MemberSubjectLinked {
         member_id: member.id.clone(),
         subject,
+        issuer,
     }])
 }
 

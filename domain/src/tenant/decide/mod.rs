@@ -54,7 +54,11 @@ fn decide_existing(
         TenantAction::UpdateBranding(patch) => settings::branding(state, patch),
         TenantAction::UpdateSecurityPolicy(patch) => settings::security_policy(state, patch),
         TenantAction::InviteAdmin(member) => members::invite_admin(state, member),
-        TenantAction::AddMember { member, role } => members::add(state, member, role),
+        TenantAction::AddMember {
+            member,
+            role,
+            placement,
+        } => members::add(state, member, role, placement),
         TenantAction::ChangeMemberRole { member_id, role } => {
             members::change_role(state, principal, &member_id, role)
         }
@@ -68,9 +72,11 @@ fn decide_existing(
         }
         TenantAction::ResetPassword { member_id } => members::reset_password(state, &member_id),
         TenantAction::RemoveMember { member_id } => members::remove(state, principal, &member_id),
-        TenantAction::LinkMemberSubject { member_id, subject } => {
-            members::link_subject(state, &member_id, subject)
-        }
+        TenantAction::LinkMemberSubject {
+            member_id,
+            subject,
+            issuer,
+        } => members::link_subject(state, &member_id, subject, issuer),
         TenantAction::RecordMailboxCreated { member_id } => {
             members::record_mailbox_created(state, &member_id)
         }
@@ -114,9 +120,14 @@ fn authorize(
         Authority::PlatformAdminOrTheMember => {
             platform_admin
                 || match action {
-                    // A member may link only their own account to their own subject.
-                    TenantAction::LinkMemberSubject { member_id, subject } => {
+                    // A member may link only their own account to their own identity.
+                    TenantAction::LinkMemberSubject {
+                        member_id,
+                        subject,
+                        issuer,
+                    } => {
                         *subject == principal.subject
+                            && *issuer == principal.issuer
                             && state
                                 .acting_member(principal)
                                 .is_some_and(|member| member.id == *member_id)

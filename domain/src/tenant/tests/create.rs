@@ -103,6 +103,25 @@ fn the_organization_name_is_trimmed() {
 }
 
 #[test]
+fn an_organization_name_with_a_line_break_nul_or_direction_override_is_refused() {
+    for (name, code_point) in [
+        ("Acme\r\nBcc: all@x.example", 0x0D),
+        ("Acme\0 ApS", 0x00),
+        ("Acme \u{202E}SpA", 0x202E),
+    ] {
+        given_nothing()
+            .when(by(
+                operator(),
+                create_with(|c| c.organization_name = name.into()),
+            ))
+            .then_expect_error(TenantError::DisallowedCharacter {
+                field: TextField::OrganizationName,
+                code_point,
+            });
+    }
+}
+
+#[test]
 fn a_blank_organization_name_is_refused() {
     given_nothing()
         .when(by(

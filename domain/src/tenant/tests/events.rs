@@ -59,6 +59,7 @@ fn one_of_each() -> Vec<TenantEvent> {
         TenantEvent::MemberSubjectLinked {
             member_id: member_id(),
             subject: "sub".into(),
+            issuer: Some("https://idp.example/".into()),
         },
         TenantEvent::MemberMailboxCreated {
             member_id: member_id(),
@@ -127,12 +128,11 @@ fn the_stored_type_names_are_pinned() {
 }
 
 #[test]
-fn every_event_is_stored_under_its_type_name_at_version_1_0() {
+fn every_event_is_stored_under_its_type_name() {
     let events = one_of_each();
     assert_eq!(events.len(), TENANT_EVENT_TYPES.len());
     for (event, name) in events.iter().zip(TENANT_EVENT_TYPES) {
         assert_eq!(event.event_type(), name);
-        assert_eq!(event.event_version(), "1.0");
         let json = serde_json::to_value(event).expect("serializes");
         let object = json.as_object().expect("externally tagged");
         assert_eq!(object.keys().collect::<Vec<_>>(), vec![name], "{json}");
@@ -149,8 +149,46 @@ fn every_event_round_trips_through_json() {
 }
 
 #[test]
-fn there_are_no_upcasters_while_every_event_is_at_its_first_version() {
-    assert!(tenant_upcasters().is_empty());
+fn a_subject_link_stored_before_issuers_is_upcast_with_no_issuer() {
+    use cqrs_es::persist::SerializedEvent;
+    let old = SerializedEvent {
+        aggregate_id: "t".into(),
+        sequence: 7,
+        aggregate_type: "Tenant".into(),
+        event_type: "MemberSubjectLinked".into(),
+        event_version: "1.0".into(),
+        payload: serde_json::json!({"MemberSubjectLinked": {"member_id": "m-1", "subject": "s-1"}}),
+        metadata: serde_json::json!({}),
+    };
+    let upcasters = tenant_upcasters();
+    let upcaster = upcasters
+        .iter()
+        .find(|u| u.can_upcast(&old.event_type, &old.event_version))
+        .expect("an upcaster for MemberSubjectLinked 1.0");
+    let new = upcaster.upcast(old);
+    assert!(!upcaster.can_upcast(&new.event_type, &new.event_version));
+    let event: TenantEvent = serde_json::from_value(new.payload).expect("current shape");
+    assert_eq!(
+        event,
+        TenantEvent::MemberSubjectLinked {
+            member_id: "m-1".into(),
+            subject: "s-1".into(),
+            issuer: None,
+        }
+    );
+}
+
+#[test]
+fn only_the_subject_link_is_past_its_first_version() {
+    use cqrs_es::DomainEvent;
+    for event in one_of_each() {
+        let expected = if event.event_type() == "MemberSubjectLinked" {
+            crate::tenant::MEMBER_SUBJECT_LINKED_VERSION
+        } else {
+            crate::tenant::TENANT_EVENT_VERSION
+        };
+        assert_eq!(event.event_version(), expected, "{}", event.event_type());
+    }
 }
 
 #[test]
@@ -240,6 +278,7 @@ fn a_history_folds_into_the_state_it_describes() {
             TenantEvent::MemberSubjectLinked {
                 member_id: ADMIN.into(),
                 subject: "sub-admin".into(),
+                issuer: None,
             },
             TenantEvent::MemberMailboxCreated {
                 member_id: OWNER.into(),

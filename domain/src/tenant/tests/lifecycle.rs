@@ -20,6 +20,7 @@ fn every_action_but_create() -> Vec<TenantAction> {
         TenantAction::AddMember {
             member: new_member("m-new", "new@acme.example", "New"),
             role: Role::Member,
+            placement: crate::tenant::AddressPlacement::OwnDomain,
         },
         TenantAction::ChangeMemberRole {
             member_id: MEMBER.into(),
@@ -46,6 +47,7 @@ fn every_action_but_create() -> Vec<TenantAction> {
         TenantAction::LinkMemberSubject {
             member_id: MEMBER.into(),
             subject: "sub-member".into(),
+            issuer: None,
         },
         TenantAction::RecordMailboxCreated {
             member_id: OWNER.into(),

@@ -337,6 +337,7 @@ fn a_new_member_cannot_take_an_address_an_alias_or_a_list_routes() {
                 TenantAction::AddMember {
                     member: new_member("m-new", email, "New"),
                     role: Role::Member,
+                    placement: crate::tenant::AddressPlacement::OwnDomain,
                 },
             ),
             Err(TenantError::AddressInUse {

@@ -43,6 +43,7 @@ fn link(member_id: &str, subject: &str) -> TenantAction {
     TenantAction::LinkMemberSubject {
         member_id: member_id.into(),
         subject: subject.into(),
+        issuer: None,
     }
 }
 
@@ -50,6 +51,7 @@ fn linked(member_id: &str, subject: &str) -> TenantEvent {
     TenantEvent::MemberSubjectLinked {
         member_id: member_id.into(),
         subject: subject.into(),
+        issuer: None,
     }
 }
 
@@ -98,6 +100,7 @@ fn a_member_is_added_with_a_mailbox_and_the_given_role() {
             TenantAction::AddMember {
                 member: new_member("m-new", "new@acme.example", "Name of m-new"),
                 role: Role::Admin,
+                placement: crate::tenant::AddressPlacement::OwnDomain,
             },
         ))
         .then_expect_events(vec![added("m-new", "new@acme.example", Role::Admin)]);
@@ -111,6 +114,7 @@ fn a_member_email_already_in_the_tenant_is_refused_case_insensitively() {
             TenantAction::AddMember {
                 member: new_member("m-new", "Member@ACME.example", "Dup"),
                 role: Role::Member,
+                placement: crate::tenant::AddressPlacement::OwnDomain,
             },
         ))
         .then_expect_error(TenantError::DuplicateMemberEmail {
@@ -146,6 +150,7 @@ fn a_removed_members_id_is_never_reused_but_their_email_can_return() {
             TenantAction::AddMember {
                 member: new_member(MEMBER, "fresh@acme.example", "Fresh"),
                 role: Role::Member,
+                placement: crate::tenant::AddressPlacement::OwnDomain,
             }
         ),
         Err(TenantError::MemberAlreadyExists {
@@ -158,6 +163,7 @@ fn a_removed_members_id_is_never_reused_but_their_email_can_return() {
             TenantAction::AddMember {
                 member: new_member("m-back", MEMBER_EMAIL, "Name of m-back"),
                 role: Role::Member,
+                placement: crate::tenant::AddressPlacement::OwnDomain,
             },
         ))
         .then_expect_events(vec![added("m-back", MEMBER_EMAIL, Role::Member)]);
@@ -168,6 +174,7 @@ fn a_member_with_an_invalid_email_or_blank_name_is_refused() {
     let add = |email: &str, name: &str| TenantAction::AddMember {
         member: new_member("m-new", email, name),
         role: Role::Member,
+        placement: crate::tenant::AddressPlacement::OwnDomain,
     };
     assert_eq!(
         outcome(active(), admin(), add("new@", "New")),
@@ -199,6 +206,7 @@ fn a_tenant_at_the_member_limit_refuses_another_member() {
             TenantAction::AddMember {
                 member: new_member("m-last", "last@acme.example", "Last"),
                 role: Role::Member,
+                placement: crate::tenant::AddressPlacement::OwnDomain,
             },
         ))
         .then_expect_error(TenantError::TooManyMembers {
@@ -572,7 +580,8 @@ fn an_admin_forces_the_logout_of_a_member() {
 fn self_logout_through_force_logout_is_refused() {
     given(active())
         .when(by(
-            Principal::user("sub-other", "ADMIN@Acme.Example"),
+            // The admin's address with its domain in another case: still the admin.
+            Principal::user("sub-other", "admin@Acme.Example"),
             TenantAction::ForceLogout {
                 member_id: ADMIN.into(),
             },
@@ -793,5 +802,122 @@ fn only_a_platform_admin_or_processor_records_a_mailbox() {
         ))
         .then_expect_error(TenantError::NotAuthorized {
             required: Authority::PlatformAdmin,
+        });
+}
+
+fn add_at(email: &str, placement: crate::tenant::AddressPlacement) -> TenantAction {
+    TenantAction::AddMember {
+        member: new_member("m-new", email, "Name of m-new"),
+        role: Role::Member,
+        placement,
+    }
+}
+
+#[test]
+fn a_member_on_another_workspaces_domain_or_the_platforms_is_refused() {
+    use crate::tenant::AddressPlacement as P;
+    for placement in [P::OtherWorkspace, P::Platform] {
+        given(active())
+            .when(by(admin(), add_at("kate@beta.example", placement)))
+            .then_expect_error(TenantError::AddressNotOurs {
+                address: "kate@beta.example".into(),
+                placement,
+            });
+    }
+}
+
+#[test]
+fn a_member_on_an_outside_domain_is_added_without_a_mailbox() {
+    let outside = crate::tenant::AddressPlacement::Outside;
+    given(active())
+        .when(by(admin(), add_at("new@gmail.example", outside)))
+        .then_expect_events(vec![TenantEvent::MemberAdded {
+            member_id: "m-new".into(),
+            email: "new@gmail.example".into(),
+            display_name: "Name of m-new".into(),
+            role: Role::Member,
+            has_mailbox: false,
+        }]);
+}
+
+#[test]
+fn a_member_on_the_service_domain_gets_a_mailbox() {
+    let service = crate::tenant::AddressPlacement::ServiceDomain;
+    given(active())
+        .when(by(admin(), add_at("new@acme.dezky.example", service)))
+        .then_expect_events(vec![added("m-new", "new@acme.dezky.example", Role::Member)]);
+}
+
+#[test]
+fn a_plain_member_learns_nothing_about_whose_domain_an_address_is_on() {
+    // Authorization comes before the placement: a member without the authority hears
+    // NotAuthorized, never that the domain belongs to another workspace.
+    let placement = crate::tenant::AddressPlacement::OtherWorkspace;
+    given(active())
+        .when(by(member(), add_at("kate@beta.example", placement)))
+        .then_expect_error(TenantError::NotAuthorized {
+            required: Authority::TenantManager,
+        });
+}
+
+#[test]
+fn a_display_name_with_a_line_break_or_direction_override_is_refused() {
+    for (name, code_point) in [("Eve\nBcc: x", 0x0A), ("Eve\u{2066}", 0x2066)] {
+        given(active())
+            .when(by(
+                admin(),
+                TenantAction::AddMember {
+                    member: new_member("m-new", "new@acme.example", name),
+                    role: Role::Member,
+                    placement: crate::tenant::AddressPlacement::OwnDomain,
+                },
+            ))
+            .then_expect_error(TenantError::DisallowedCharacter {
+                field: TextField::DisplayName,
+                code_point,
+            });
+    }
+}
+
+#[test]
+fn a_member_links_their_own_identity_only_from_the_same_issuer() {
+    let mut principal = Principal::user("sub-member", MEMBER_EMAIL);
+    principal.issuer = Some("https://idp.example/".into());
+    let link = |issuer: &str| TenantAction::LinkMemberSubject {
+        member_id: MEMBER.into(),
+        subject: "sub-member".into(),
+        issuer: Some(issuer.into()),
+    };
+    given(active())
+        .when(by(principal.clone(), link("https://other.example/")))
+        .then_expect_error(TenantError::NotAuthorized {
+            required: Authority::PlatformAdminOrTheMember,
+        });
+    given(active())
+        .when(by(principal, link("https://idp.example/")))
+        .then_expect_events(vec![TenantEvent::MemberSubjectLinked {
+            member_id: MEMBER.into(),
+            subject: "sub-member".into(),
+            issuer: Some("https://idp.example/".into()),
+        }]);
+}
+
+#[test]
+fn once_linked_a_member_is_not_recognised_by_their_address_from_another_account() {
+    let mut history = active();
+    history.push(linked(MEMBER, "sub-member"));
+    // Another identity-provider account carrying the member's address: not the member.
+    let impostor = Principal::user("sub-impostor", MEMBER_EMAIL);
+    given(history)
+        .when(by(
+            impostor,
+            TenantAction::LinkMemberSubject {
+                member_id: MEMBER.into(),
+                subject: "sub-impostor".into(),
+                issuer: None,
+            },
+        ))
+        .then_expect_error(TenantError::NotAuthorized {
+            required: Authority::PlatformAdminOrTheMember,
         });
 }
