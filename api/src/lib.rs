@@ -9,6 +9,7 @@ pub mod bench_graphql;
 pub mod bench_rebuild;
 pub mod booking;
 pub mod cli;
+pub mod client;
 pub mod demo;
 pub mod dev;
 pub mod graphql;
