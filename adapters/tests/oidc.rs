@@ -469,7 +469,10 @@ async fn an_email_verified_claim_counts_only_as_the_json_true() {
         assert_eq!(result.email_verified, verified, "{value}");
     }
     let mut claims = provider.claims();
-    claims.as_object_mut().expect("object").remove("email_verified");
+    claims
+        .as_object_mut()
+        .expect("object")
+        .remove("email_verified");
     let result = verifier.verify(&key.token(&claims)).await.expect("valid");
     assert!(!result.email_verified);
 }

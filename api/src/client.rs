@@ -114,9 +114,7 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 /// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) are the IPv4 client they map.
 fn canonical(address: IpAddr) -> IpAddr {
     match address {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     }
 }
@@ -168,9 +166,7 @@ impl ClientLimiter {
     /// Counts a call by `client`; false when it is over its limit. A caller whose address is
     /// unknown is counted in one shared bucket: only in-process callers lack one.
     pub fn allow(&self, client: ClientAddress) -> bool {
-        let key = client
-            .0
-            .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), bucket);
+        let key = client.0.map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), bucket);
         if self.limiter.len() >= MAX_TRACKED_CLIENTS {
             // Clients whose budget is full again hold no information; forget them.
             self.limiter.retain_recent();
@@ -219,7 +215,10 @@ mod tests {
     #[test]
     fn a_trusted_peer_without_the_header_is_itself_the_client() {
         let proxies: TrustedProxies = "10.0.0.0/8".parse().expect("list");
-        assert_eq!(proxies.client(ip("10.0.0.5"), &HeaderMap::new()), ip("10.0.0.5"));
+        assert_eq!(
+            proxies.client(ip("10.0.0.5"), &HeaderMap::new()),
+            ip("10.0.0.5")
+        );
     }
 
     #[test]

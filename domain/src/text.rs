@@ -63,8 +63,18 @@ mod tests {
 
     #[test]
     fn ordinary_names_in_any_script_pass() {
-        for good in ["Ada Lovelace", "Zoë Ørsted-Müller", "محمد", "李小龍", "O'Brien (Sales)"] {
-            assert_eq!(first_disallowed_char(good, TextShape::SingleLine), None, "{good}");
+        for good in [
+            "Ada Lovelace",
+            "Zoë Ørsted-Müller",
+            "محمد",
+            "李小龍",
+            "O'Brien (Sales)",
+        ] {
+            assert_eq!(
+                first_disallowed_char(good, TextShape::SingleLine),
+                None,
+                "{good}"
+            );
         }
     }
 

@@ -823,7 +823,10 @@ async fn tenant_detail_lists_members_with_the_role_they_hold_in_that_tenant(
         member_role(world.db(), north, &by_email("someone@else.example")).await?,
         None
     );
-    assert_eq!(member_role(world.db(), "no-such-tenant", &by_email(ada)).await?, None);
+    assert_eq!(
+        member_role(world.db(), "no-such-tenant", &by_email(ada)).await?,
+        None
+    );
     assert_eq!(tenant_detail(world.db(), "no-such-tenant").await?, None);
 
     // Once linked, the subject is what counts in that tenant; elsewhere the e-mail still does.
@@ -839,7 +842,10 @@ async fn tenant_detail_lists_members_with_the_role_they_hold_in_that_tenant(
         Some(Role::Admin)
     );
     assert_eq!(member_role(world.db(), north, &by_email(ada)).await?, None);
-    assert_eq!(member_role(world.db(), south, &by_subject("sub-ada")).await?, None);
+    assert_eq!(
+        member_role(world.db(), south, &by_subject("sub-ada")).await?,
+        None
+    );
     assert_eq!(
         member_role(world.db(), south, &by_email(ada)).await?,
         Some(Role::Member)

@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use async_graphql::{Context, Enum, InputObject, Json, MergedObject, Object, SimpleObject, ID};
+use dezky_commands::app::addresses::place_address;
 use dezky_domain::tenant::{
     CommandContext, CreateTenant, MemberStatus, NewMember, Role, Slug, SlugClaimCommand,
     TenantAction, TenantCommand, TenantError, TenantStatus,
 };
-use dezky_commands::app::addresses::place_address;
 use dezky_projections::audit::{audit_timeline, AuditEntry, AuditFilter};
 use dezky_projections::tenants::{
     list_tenants, tenant_by_slug, tenant_detail, MemberRow, PageRequest, TenantFilter, TenantRow,

@@ -236,7 +236,12 @@ mod tests {
             issuer: Some("https://other-idp.example/".into()),
             ..kate.clone()
         };
-        assert!(!recognises(Some("s-kate"), link, "kate@beta.example", &elsewhere));
+        assert!(!recognises(
+            Some("s-kate"),
+            link,
+            "kate@beta.example",
+            &elsewhere
+        ));
     }
 
     #[test]

@@ -115,7 +115,10 @@ pub enum AddressPlacement {
 impl AddressPlacement {
     /// Whether the workspace's mail server hosts mailboxes for such an address.
     pub fn is_hosted(self) -> bool {
-        matches!(self, AddressPlacement::ServiceDomain | AddressPlacement::OwnDomain)
+        matches!(
+            self,
+            AddressPlacement::ServiceDomain | AddressPlacement::OwnDomain
+        )
     }
 
     /// Whether a workspace may give a member such an address at all.

@@ -78,9 +78,7 @@ pub use mail::{
     address_domain, canonical_address, AddressHolder, MailingList, MAX_ALIASES_PER_MEMBER,
     MAX_LISTS_PER_TENANT, MAX_LIST_RECIPIENTS, MIN_LIST_RECIPIENTS,
 };
-pub use member::{
-    AddressPlacement, Member, MemberStatus, NewMember, Role, MAX_MEMBERS_PER_TENANT,
-};
+pub use member::{AddressPlacement, Member, MemberStatus, NewMember, Role, MAX_MEMBERS_PER_TENANT};
 pub use platform_flag::{
     platform_flag_upcasters, PlatformFlag, PlatformFlagCommand, PlatformFlagError,
     PlatformFlagEvent, PLATFORM_FLAG_AGGREGATE_TYPE, PLATFORM_FLAG_ID,
