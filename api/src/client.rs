@@ -23,8 +23,8 @@ use ipnet::IpNet;
 
 /// Most trusted-proxy ranges a configuration may list.
 pub const MAX_TRUSTED_PROXIES: usize = 64;
-/// Most `X-Forwarded-For` hops read from the right before giving up (a proxy chain is a
-/// handful of hops; a longer header is the client's own invention).
+/// Most `X-Forwarded-For` values and hops read, from the right (a proxy chain is a handful
+/// of hops; a longer header is the client's own invention).
 pub const MAX_FORWARDED_HOPS: usize = 16;
 /// Clients a limiter remembers before it forgets those whose budget has refilled.
 pub const MAX_TRACKED_CLIENTS: usize = 100_000;
@@ -78,14 +78,17 @@ impl TrustedProxies {
     /// trusted, or a hop cannot be read, the last trusted address read stands for the client
     /// (a trusted proxy does not write garbage, so whatever is left of it is the client's).
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        self.client_of(peer, &forwarded_for(headers))
+    }
+
+    /// [`TrustedProxies::client`] over the `X-Forwarded-For` values already read.
+    pub fn client_of(&self, peer: IpAddr, forwarded_for: &[String]) -> IpAddr {
         let mut client = canonical(peer);
         if !self.trusts(client) {
             return client;
         }
-        let hops = headers
-            .get_all("x-forwarded-for")
+        let hops = forwarded_for
             .iter()
-            .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
             .collect::<Vec<_>>();
         for hop in hops.iter().rev().take(MAX_FORWARDED_HOPS) {
@@ -99,6 +102,19 @@ impl TrustedProxies {
         }
         client
     }
+}
+
+/// The `X-Forwarded-For` values of a request, at most [`MAX_FORWARDED_HOPS`] of them (the
+/// right-most, which are the only ones ever read).
+fn forwarded_for(headers: &HeaderMap) -> Vec<String> {
+    let values: Vec<String> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .collect();
+    let skip = values.len().saturating_sub(MAX_FORWARDED_HOPS);
+    values.into_iter().skip(skip).collect()
 }
 
 /// One `X-Forwarded-For` entry: an address, optionally with a port (`1.2.3.4:5678`,
@@ -131,23 +147,43 @@ pub fn bucket(client: IpAddr) -> IpAddr {
     }
 }
 
-/// The client a request came from, as the request handler resolved it: what the public
-/// booking calls are rate-limited by. `None` when the server could not tell (a request that
-/// did not arrive over a socket, as in an in-process test).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddress(pub Option<IpAddr>);
+/// Where a request came from, as the HTTP layer saw it: the TCP peer (absent for a request
+/// that did not arrive over a socket, as in an in-process test) and the `X-Forwarded-For`
+/// values it carried. Which of them is the client is decided later, with the configured
+/// [`TrustedProxies`] ([`RequestOrigin::client`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestOrigin {
+    /// The TCP peer.
+    pub peer: Option<IpAddr>,
+    /// The `X-Forwarded-For` values, the right-most [`MAX_FORWARDED_HOPS`].
+    pub forwarded_for: Vec<String>,
+}
 
-impl ClientAddress {
-    /// The client of a request with `extensions` (where the server put the peer address) and
-    /// `headers`, believing `X-Forwarded-For` only from `proxies`.
-    pub fn of(extensions: &Extensions, headers: &HeaderMap, proxies: &TrustedProxies) -> Self {
-        Self(
-            extensions
+impl RequestOrigin {
+    /// The origin of a request with `extensions` (where the server put the peer address as
+    /// axum's `ConnectInfo`) and `headers`.
+    pub fn of(extensions: &Extensions, headers: &HeaderMap) -> Self {
+        Self {
+            peer: extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(peer)| proxies.client(peer.ip(), headers)),
+                .map(|ConnectInfo(peer)| peer.ip()),
+            forwarded_for: forwarded_for(headers),
+        }
+    }
+
+    /// The client, believing `X-Forwarded-For` only from `proxies`.
+    pub fn client(&self, proxies: &TrustedProxies) -> ClientAddress {
+        ClientAddress(
+            self.peer
+                .map(|peer| proxies.client_of(peer, &self.forwarded_for)),
         )
     }
 }
+
+/// The client a request came from: what the public booking calls are rate-limited by.
+/// `None` when the server could not tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub Option<IpAddr>);
 
 /// A per-client limit of so many calls a minute, refilled continuously (GCRA), kept in
 /// memory for at most [`MAX_TRACKED_CLIENTS`] clients.
@@ -173,6 +209,30 @@ impl ClientLimiter {
             self.limiter.shrink_to_fit();
         }
         self.limiter.check_key(&key).is_ok()
+    }
+}
+
+/// Public reads (free slots) one client may make per minute.
+pub const PUBLIC_READS_PER_MINUTE: NonZeroU32 = NonZeroU32::new(120).expect("nonzero");
+/// Public writes (book, confirm, the attendee's cancel and move) one client may make per
+/// minute.
+pub const PUBLIC_WRITES_PER_MINUTE: NonZeroU32 = NonZeroU32::new(20).expect("nonzero");
+
+/// The limits of the unauthenticated calls, one budget per client for reads and one for
+/// writes. One per server (the API context holds it), so limits are per process.
+pub struct PublicLimits {
+    /// Reads.
+    pub reads: ClientLimiter,
+    /// Writes.
+    pub writes: ClientLimiter,
+}
+
+impl Default for PublicLimits {
+    fn default() -> Self {
+        Self {
+            reads: ClientLimiter::per_minute(PUBLIC_READS_PER_MINUTE),
+            writes: ClientLimiter::per_minute(PUBLIC_WRITES_PER_MINUTE),
+        }
     }
 }
 
@@ -248,6 +308,15 @@ mod tests {
             Err(TrustedProxiesError::Invalid(_))
         ));
         assert_eq!("".parse::<TrustedProxies>(), Ok(TrustedProxies::default()));
+    }
+
+    #[test]
+    fn a_request_without_a_socket_has_no_client_address() {
+        let origin = RequestOrigin::of(&Extensions::new(), &headers(&["198.51.100.1"]));
+        assert_eq!(
+            origin.client(&TrustedProxies::default()),
+            ClientAddress(None)
+        );
     }
 
     #[test]

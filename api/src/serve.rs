@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// The claim naming the partner a partner-staff user works for.
     #[arg(long, env = "DEZKY_PARTNER_CLAIM", default_value = "dezky_partner_id")]
     pub partner_claim: String,
+    /// Reverse proxies whose `X-Forwarded-For` is believed, as comma-separated addresses or
+    /// CIDR ranges (`10.0.0.0/8,fd00::/8`). Empty: the TCP peer is the client.
+    #[arg(long, env = "DEZKY_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: crate::client::TrustedProxies,
 }
 
 /// Read models more than this many events behind the ledger make the instance not ready.
@@ -288,6 +292,7 @@ pub async fn bind(
     );
     let mut context = ApiContext::new(ledger.clone(), positions);
     context.platform_domain = settings.platform_domain.clone();
+    context.trusted_proxies = args.trusted_proxies.clone();
     let schema = build_schema_with_booking(context, booking);
     let state = AppState {
         ledger: ledger.clone(),
@@ -320,7 +325,8 @@ impl Bound {
         until: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let stop = self.stop;
-        let server = axum::serve(self.listener, self.app).with_graceful_shutdown(async move {
+        let app = self.app.into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
             until.await;
             tracing::info!("shutting down");
             let _ = stop.send(true);

@@ -84,7 +84,13 @@ type MakeBooking<'a> = Box<dyn FnOnce(&Ledger) -> dezky_api::graphql::booking::B
 impl GraphqlApi {
     /// A fresh API on `backend` with the platform domain [`APEX`].
     pub async fn start(backend: Backend) -> Self {
-        Self::start_with(backend, None).await
+        Self::start_with(backend, None, "").await
+    }
+
+    /// A fresh API that believes `X-Forwarded-For` from the proxies in `trusted_proxies`
+    /// (the `DEZKY_TRUSTED_PROXIES` syntax).
+    pub async fn start_behind_proxies(backend: Backend, trusted_proxies: &str) -> Self {
+        Self::start_with(backend, None, trusted_proxies).await
     }
 
     /// A fresh API whose booking flow `booking` builds over the API's ledger (its calendar
@@ -93,10 +99,14 @@ impl GraphqlApi {
         backend: Backend,
         booking: impl FnOnce(&Ledger) -> dezky_api::graphql::booking::BookingService,
     ) -> Self {
-        Self::start_with(backend, Some(Box::new(booking))).await
+        Self::start_with(backend, Some(Box::new(booking)), "").await
     }
 
-    async fn start_with(backend: Backend, booking: Option<MakeBooking<'_>>) -> Self {
+    async fn start_with(
+        backend: Backend,
+        booking: Option<MakeBooking<'_>>,
+        trusted_proxies: &str,
+    ) -> Self {
         let db = TestDb::create(backend).await.expect("db");
         let ledger = db.open().await.expect("ledger");
         let dir = tempfile::tempdir().expect("dir");
@@ -112,6 +122,7 @@ impl GraphqlApi {
             .expect("processors");
         let mut context = ApiContext::new(ledger.clone(), processors.positions());
         context.platform_domain = APEX.into();
+        context.trusted_proxies = trusted_proxies.parse().expect("trusted proxies");
         let schema = match booking {
             Some(make) => dezky_api::graphql::build_schema_with_booking(context, make(&ledger)),
             None => build_schema(context),
@@ -120,7 +131,9 @@ impl GraphqlApi {
             .await
             .expect("bind");
         let address = listener.local_addr().expect("address");
-        tokio::spawn(async move { axum::serve(listener, routes(schema, tokens)).await });
+        // With the peer address, as `dezky serve` hands it to the handlers.
+        let app = routes(schema, tokens).into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, app).await });
         Self {
             url: format!("http://{address}/graphql"),
             ledger,

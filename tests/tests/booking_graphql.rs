@@ -2,12 +2,14 @@
 //! free slots, books one and is refused the same slot with `CONFLICT`; a confirmation whose
 //! calendar write fails answers `UNAVAILABLE` and leaves the booking pending; the workspace's
 //! admin sees it by state with its attempts and last calendar error and can retry or cancel it;
-//! a member cannot; the public calls are rate-limited per client; and with a real calendar
+//! a member cannot; the public calls are rate-limited per real client (the peer, or what a
+//! trusted proxy appended to `X-Forwarded-For`, never what the client wrote); and with a real calendar
 //! server (Radicale) a confirmed booking has its event, which the attendee's signed link moves
 //! and deletes.
 
 use chrono::{Duration, Utc};
-use dezky_api::graphql::booking::{BookingService, LinkKey, PUBLIC_WRITES_PER_MINUTE};
+use dezky_api::client::PUBLIC_WRITES_PER_MINUTE;
+use dezky_api::graphql::booking::{BookingService, LinkKey};
 use dezky_commands::booking::BookingSettings;
 use dezky_commands::ports::calendar::CalendarServer;
 use dezky_tests::graphql_rig::{code, GraphqlApi as Api};
@@ -180,33 +182,61 @@ async fn the_public_books_and_the_admin_sees_bookings_by_state_on_postgres() {
     public_booking_and_admin_views(Backend::Postgres).await;
 }
 
+/// Sends a public write from the local address `from` with `X-Forwarded-For: forwarded`.
+async fn confirm_from(api: &Api, from: &str, forwarded: Option<&str>) -> Value {
+    let client = reqwest::Client::builder()
+        .local_address(from.parse::<std::net::IpAddr>().expect("address"))
+        .build()
+        .expect("client");
+    let mut request = client
+        .post(&api.url)
+        .json(&json!({"query": CONFIRM, "variables": {"b": "no-such-booking"}}));
+    if let Some(forwarded) = forwarded {
+        request = request.header("x-forwarded-for", forwarded);
+    }
+    request
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json")
+}
+
+const BUDGET: u32 = PUBLIC_WRITES_PER_MINUTE.get();
+
 #[tokio::test]
-async fn public_booking_calls_are_rate_limited_per_client() {
+async fn rotating_x_forwarded_for_from_an_untrusted_peer_does_not_multiply_the_limit() {
     let api = Api::start(Backend::Sqlite).await;
-    let post = |client: &'static str| {
-        let url = api.url.clone();
-        async move {
-            let response: Value = reqwest::Client::new()
-                .post(url)
-                .header("x-forwarded-for", client)
-                .json(&json!({"query": CONFIRM, "variables": {"b": "no-such-booking"}}))
-                .send()
-                .await
-                .expect("sent")
-                .json()
-                .await
-                .expect("json");
-            response
-        }
-    };
-    for _ in 0..PUBLIC_WRITES_PER_MINUTE {
-        let response = post("198.51.100.7").await;
+    for n in 0..BUDGET {
+        let forged = format!("198.51.100.{n}");
+        let response = confirm_from(&api, "127.0.0.2", Some(&forged)).await;
         assert_eq!(code(&response), Some("NOT_FOUND"), "{response}");
     }
-    let limited = post("198.51.100.7").await;
+    let limited = confirm_from(&api, "127.0.0.2", Some("203.0.113.99")).await;
     assert_eq!(code(&limited), Some("RATE_LIMITED"), "{limited}");
-    // Another client has its own budget.
-    let other = post("198.51.100.8").await;
+    let limited = confirm_from(&api, "127.0.0.2", None).await;
+    assert_eq!(code(&limited), Some("RATE_LIMITED"), "{limited}");
+    // Another peer (another client without any header) is not locked out by the first.
+    let other = confirm_from(&api, "127.0.0.3", None).await;
+    assert_eq!(code(&other), Some("NOT_FOUND"), "{other}");
+}
+
+#[tokio::test]
+async fn two_clients_behind_a_trusted_proxy_get_separate_budgets() {
+    // The proxy is 127.0.0.4; the clients are what it appends.
+    let api = Api::start_behind_proxies(Backend::Sqlite, "127.0.0.4").await;
+    for _ in 0..BUDGET {
+        let response = confirm_from(&api, "127.0.0.4", Some("198.51.100.7")).await;
+        assert_eq!(code(&response), Some("NOT_FOUND"), "{response}");
+    }
+    let limited = confirm_from(&api, "127.0.0.4", Some("198.51.100.7")).await;
+    assert_eq!(code(&limited), Some("RATE_LIMITED"), "{limited}");
+    // A value the client forged to the left of what the proxy appended changes nothing.
+    let forged = confirm_from(&api, "127.0.0.4", Some("10.9.8.7, 198.51.100.7")).await;
+    assert_eq!(code(&forged), Some("RATE_LIMITED"), "{forged}");
+    // The other client behind the same proxy has its own budget.
+    let other = confirm_from(&api, "127.0.0.4", Some("198.51.100.8")).await;
     assert_eq!(code(&other), Some("NOT_FOUND"), "{other}");
 }
 

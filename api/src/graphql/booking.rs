@@ -10,7 +10,7 @@
 //!   attendee's browser calls. Cancelling and moving need the booking's **signed link**
 //!   ([`LinkKey`]): the receipt of `bookSlot` carries it, and only the attendee has it; a link
 //!   that does not verify is `FORBIDDEN`. Each is rate-limited per client
-//!   ([`PUBLIC_READS_PER_MINUTE`], [`PUBLIC_WRITES_PER_MINUTE`]; over the limit the code is
+//!   ([`crate::client::PUBLIC_READS_PER_MINUTE`], [`crate::client::PUBLIC_WRITES_PER_MINUTE`]; over the limit the code is
 //!   [`RATE_LIMITED`]). They reveal a host's free times, never who booked them.
 //! * **Everything else** needs standing in the workspace that may change its settings
 //!   (operators, the owning partner, the workspace's admins; [`authz::may_read_settings`]); a
@@ -23,9 +23,7 @@
 //! `UNAVAILABLE` (the booking stays pending and is retried; it is never confirmed without its
 //! event); a slot not on the host's grid, in the past or beyond the horizon is `VALIDATION`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ErrorExtensions, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
@@ -43,15 +41,10 @@ use dezky_projections::bookings::{booking, held_slots, list_bookings, BookingFil
 use super::authz;
 use super::error::{ApiError, Code};
 use super::schema::{api, auth, find_tenant, page, read_your_writes_timeout};
+use crate::client::{ClientAddress, RequestOrigin};
 
 type Result<T> = std::result::Result<T, async_graphql::Error>;
 
-/// Public reads (free slots) one client may make per minute.
-pub const PUBLIC_READS_PER_MINUTE: u32 = 120;
-/// Public writes (book, confirm) one client may make per minute.
-pub const PUBLIC_WRITES_PER_MINUTE: u32 = 20;
-/// Clients the rate limiter remembers before it forgets the idle ones.
-const MAX_TRACKED_CLIENTS: usize = 100_000;
 /// The code of a public call over its rate limit.
 pub const RATE_LIMITED: &str = "RATE_LIMITED";
 
@@ -172,63 +165,21 @@ impl BookingService {
     }
 }
 
-/// Who a public caller is, for the rate limit (the first `X-Forwarded-For` hop behind the
-/// ingress; callers that cannot be told apart share one budget).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientKey(pub String);
-
-impl ClientKey {
-    /// The key of a request with `headers`.
-    pub fn from_headers(headers: &axum::http::HeaderMap) -> Self {
-        let forwarded = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty());
-        Self(forwarded.unwrap_or("unidentified").to_owned())
-    }
-}
-
-/// A client's window: when it began and the calls counted in it, per (client, kind).
-type Windows = HashMap<(String, &'static str), (Instant, u32)>;
-
-/// Fixed one-minute windows per (client, kind).
-#[derive(Default)]
-struct RateLimiter {
-    windows: Mutex<Windows>,
-}
-
-impl RateLimiter {
-    fn allow(&self, client: &str, kind: &'static str, per_minute: u32) -> bool {
-        let now = Instant::now();
-        let minute = Duration::from_secs(60);
-        let mut windows = self
-            .windows
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if windows.len() > MAX_TRACKED_CLIENTS {
-            windows.retain(|_, (start, _)| now.duration_since(*start) < minute);
-        }
-        let entry = windows.entry((client.to_owned(), kind)).or_insert((now, 0));
-        if now.duration_since(entry.0) >= minute {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-        entry.1 <= per_minute
-    }
-}
-
-fn limiter() -> &'static RateLimiter {
-    static LIMITER: OnceLock<RateLimiter> = OnceLock::new();
-    LIMITER.get_or_init(RateLimiter::default)
-}
-
-fn rate_limit(ctx: &Context<'_>, kind: &'static str, per_minute: u32) -> Result<()> {
+/// Counts a public call of `kind` against the caller's budget; `RATE_LIMITED` past it. The
+/// caller is the real client ([`crate::client`]): the peer, or behind a trusted proxy the
+/// right-most untrusted `X-Forwarded-For` hop.
+fn rate_limit(ctx: &Context<'_>, kind: Kind) -> Result<()> {
+    let api = api(ctx);
     let client = ctx
-        .data_opt::<ClientKey>()
-        .map_or("unidentified", |k| k.0.as_str());
-    if limiter().allow(client, kind, per_minute) {
+        .data_opt::<RequestOrigin>()
+        .map_or(ClientAddress(None), |origin| {
+            origin.client(&api.trusted_proxies)
+        });
+    let limiter = match kind {
+        Kind::Read => &api.public_limits.reads,
+        Kind::Write => &api.public_limits.writes,
+    };
+    if limiter.allow(client) {
         Ok(())
     } else {
         Err(
@@ -236,6 +187,13 @@ fn rate_limit(ctx: &Context<'_>, kind: &'static str, per_minute: u32) -> Result<
                 .extend_with(|_, ext| ext.set("code", RATE_LIMITED)),
         )
     }
+}
+
+/// Which budget a public call spends.
+#[derive(Clone, Copy)]
+enum Kind {
+    Read,
+    Write,
 }
 
 fn flow(ctx: &Context<'_>) -> Arc<BookingFlow<CalDav>> {
@@ -492,7 +450,7 @@ impl BookingQuery {
         from: String,
         to: String,
     ) -> Result<Vec<SlotGql>> {
-        rate_limit(ctx, "read", PUBLIC_READS_PER_MINUTE)?;
+        rate_limit(ctx, Kind::Read)?;
         let (from, to) = (parse_instant("from", &from)?, parse_instant("to", &to)?);
         if to <= from || to - from > chrono::Duration::days(MAX_QUERY_DAYS) {
             return Err(ApiError::new(
@@ -599,7 +557,7 @@ impl BookingMutation {
         name: String,
         email: String,
     ) -> Result<ReceiptGql> {
-        rate_limit(ctx, "write", PUBLIC_WRITES_PER_MINUTE)?;
+        rate_limit(ctx, Kind::Write)?;
         let start = parse_instant("start", &start)?;
         let flow = flow(ctx);
         let booking_id = api(ctx).ids.next();
@@ -634,7 +592,7 @@ impl BookingMutation {
     /// Public: confirms a booking by writing its calendar event. `UNAVAILABLE` when the write
     /// failed (the booking stays pending and is retried).
     async fn confirm_booking(&self, ctx: &Context<'_>, booking_id: ID) -> Result<BookingStatusGql> {
-        rate_limit(ctx, "write", PUBLIC_WRITES_PER_MINUTE)?;
+        rate_limit(ctx, Kind::Write)?;
         let confirmed = flow(ctx)
             .confirm(&booking_id, &Issuer::public(None), now(ctx))
             .await;
@@ -650,7 +608,7 @@ impl BookingMutation {
         ctx: &Context<'_>,
         token: String,
     ) -> Result<BookingStatusGql> {
-        rate_limit(ctx, "write", PUBLIC_WRITES_PER_MINUTE)?;
+        rate_limit(ctx, Kind::Write)?;
         let booking_id = linked_booking(ctx, &token)?;
         let outcome = flow(ctx)
             .cancel(
@@ -673,7 +631,7 @@ impl BookingMutation {
         token: String,
         start: String,
     ) -> Result<SlotGql> {
-        rate_limit(ctx, "write", PUBLIC_WRITES_PER_MINUTE)?;
+        rate_limit(ctx, Kind::Write)?;
         let booking_id = linked_booking(ctx, &token)?;
         let start = parse_instant("start", &start)?;
         let flow = flow(ctx);

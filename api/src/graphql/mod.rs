@@ -85,6 +85,10 @@ pub struct ApiContext {
     pub read_models: Vec<watch::Receiver<u64>>,
     /// The platform's own mail domain (see [`crate::settings::Settings::platform_domain`]).
     pub platform_domain: String,
+    /// The proxies whose `X-Forwarded-For` is believed (`DEZKY_TRUSTED_PROXIES`).
+    pub trusted_proxies: crate::client::TrustedProxies,
+    /// The unauthenticated calls' per-client budgets (one set per server).
+    pub public_limits: Arc<crate::client::PublicLimits>,
 }
 
 fn framework<A>(
@@ -112,6 +116,8 @@ impl ApiContext {
             ids: Ids,
             read_models,
             platform_domain: crate::settings::DEFAULT_PLATFORM_DOMAIN.to_owned(),
+            trusted_proxies: crate::client::TrustedProxies::default(),
+            public_limits: Arc::default(),
         }
     }
 
@@ -229,6 +235,7 @@ impl TokenCheck {
 /// POST /graphql.
 pub async fn graphql_handler(
     axum::extract::State((schema, tokens)): axum::extract::State<(DezkySchema, TokenCheck)>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> GraphQLResponse {
@@ -238,7 +245,7 @@ pub async fn graphql_handler(
             request
                 .into_inner()
                 .data(authentication)
-                .data(booking::ClientKey::from_headers(&headers)),
+                .data(crate::client::RequestOrigin::of(&extensions, &headers)),
         )
         .await
         .into()
