@@ -2,23 +2,17 @@
 
 use std::process::ExitCode;
 
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::CqrsFramework;
 use dezky_commands::audit::{sign_checkpoint, verify_store};
-use dezky_commands::{Ledger, LedgerRepository};
-use dezky_domain::probe::{self, Probe, ProbeCommand, Reading};
+use dezky_commands::Ledger;
+use dezky_domain::probe::{Probe, ProbeCommand, Reading};
 use dezky_domain::{Actor, EventMetadata};
 
 use crate::progress::thousands;
 use crate::settings::Settings;
 
 /// The cqrs-es framework for probes on the ledger, with the probe's upcasters.
-pub fn probe_framework(
-    ledger: &Ledger,
-) -> CqrsFramework<Probe, PersistedEventStore<LedgerRepository, Probe>> {
-    let store = PersistedEventStore::new_event_store(LedgerRepository::new(ledger.clone()))
-        .with_upcasters(probe::upcasters());
-    CqrsFramework::new(store, vec![], ())
+pub fn probe_framework(ledger: &Ledger) -> dezky_commands::app::registry::Cqrs<Probe> {
+    dezky_commands::app::registry::framework(ledger)
 }
 
 /// Runs `commands` probe commands, signs a checkpoint, verifies the chain, and says how to

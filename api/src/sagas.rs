@@ -15,7 +15,7 @@ use dezky_commands::saga::tenant_provisioning::TenantProvisioning;
 use dezky_commands::saga::worker::EffectWorker;
 use dezky_commands::saga::SagaConfig;
 use dezky_commands::Ledger;
-use dezky_domain::domains::{domain_upcasters, DomainCommand, DomainContext, DomainError};
+use dezky_domain::domains::{DomainCommand, DomainContext, DomainError};
 use dezky_domain::tenant::Principal;
 use dezky_projections::effects::EffectsQueue;
 use tokio::sync::watch;
@@ -99,10 +99,7 @@ async fn recheck_domains(
     holder: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let domains = dezky_commands::saga::framework::<dezky_domain::domains::Domain>(
-        &ledger,
-        domain_upcasters(),
-    );
+    let domains = dezky_commands::saga::framework::<dezky_domain::domains::Domain>(&ledger);
     // Look several times per (shorter) interval, never more than once a minute in production
     // and never less than once a second in tests.
     let tick = (config.recheck_unverified / 4).clamp(

@@ -5,10 +5,9 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{AggregateError, CqrsFramework};
-use dezky_commands::{Ledger, LedgerRepository};
-use dezky_domain::effects::{effect_upcasters, Effect, EffectCommand, EffectError, EffectStatus};
+use cqrs_es::AggregateError;
+use dezky_commands::Ledger;
+use dezky_domain::effects::{Effect, EffectCommand, EffectError, EffectStatus};
 use dezky_domain::{Actor, EventMetadata};
 use dezky_projections::builds::live_build;
 use dezky_projections::effects::{effect_status_name, list_effects, EffectFilter, SagaEffects};
@@ -148,9 +147,7 @@ async fn status(
 }
 
 async fn retry(ledger: &Ledger, key: &str) -> anyhow::Result<ExitCode> {
-    let store = PersistedEventStore::new_event_store(LedgerRepository::new(ledger.clone()))
-        .with_upcasters(effect_upcasters());
-    let effects: CqrsFramework<Effect, _> = CqrsFramework::new(store, vec![], ());
+    let effects = dezky_commands::app::registry::framework::<Effect>(ledger);
     let operator = format!(
         "cli:{}",
         std::env::var("USER").unwrap_or_else(|_| "operator".into())

@@ -178,16 +178,11 @@ pub async fn fill(ledger: &Ledger, commands: usize, aggregates: usize) -> anyhow
 }
 
 /// The cqrs-es framework for tenants over the ledger.
-pub type TenantCqrs = CqrsFramework<
-    dezky_domain::tenant::Tenant,
-    PersistedEventStore<LedgerRepository, dezky_domain::tenant::Tenant>,
->;
+pub type TenantCqrs = dezky_commands::app::registry::Cqrs<dezky_domain::tenant::Tenant>;
 
-/// Builds the tenant framework on a ledger, with the product's upcasters.
+/// Builds the tenant framework on a ledger, through the registry as production does.
 pub fn tenant_cqrs(ledger: &Ledger) -> TenantCqrs {
-    let store = PersistedEventStore::new_event_store(LedgerRepository::new(ledger.clone()))
-        .with_upcasters(dezky_domain::tenant::tenant_upcasters());
-    CqrsFramework::new(store, vec![], ())
+    dezky_commands::app::registry::framework(ledger)
 }
 
 /// An operator's command context at a fixed time.

@@ -9,13 +9,11 @@
 use std::collections::HashMap;
 use std::process::Stdio;
 
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, CqrsFramework};
 use dezky_commands::store::Db;
-use dezky_commands::{Ledger, LedgerRepository};
+use dezky_commands::Ledger;
 use dezky_domain::tenant::{
-    slug_claim_upcasters, tenant_upcasters, CommandContext, CreateTenant, NewMember, Principal,
-    Role, SlugClaim, SlugClaimCommand, Tenant, TenantAction, TenantCommand,
+    CommandContext, CreateTenant, NewMember, Principal, Role, SlugClaim, SlugClaimCommand, Tenant,
+    TenantAction, TenantCommand,
 };
 use dezky_domain::{Actor, EventMetadata};
 use dezky_projections::audit::AuditTimeline;
@@ -35,22 +33,7 @@ const TENANTS_BEFORE: usize = 800;
 /// Tenants created while the worker is down between two rounds.
 const TENANTS_BETWEEN: usize = 40;
 
-type Cqrs<A> = CqrsFramework<A, PersistedEventStore<LedgerRepository, A>>;
-
-fn framework<A>(
-    ledger: &Ledger,
-    upcasters: Vec<Box<dyn cqrs_es::persist::EventUpcaster>>,
-) -> Cqrs<A>
-where
-    A: Aggregate<Services = ()>,
-{
-    CqrsFramework::new(
-        PersistedEventStore::new_event_store(LedgerRepository::new(ledger.clone()))
-            .with_upcasters(upcasters),
-        vec![],
-        (),
-    )
-}
+use dezky_commands::app::registry::{framework, Cqrs};
 
 fn tenant_metadata(tenant_id: &str, now: &str) -> HashMap<String, String> {
     EventMetadata {
@@ -72,8 +55,8 @@ async fn fill(ledger: &Ledger, from: usize, to: usize) {
     for task in 0..FILL_TASKS {
         let ledger = ledger.clone();
         tasks.push(tokio::spawn(async move {
-            let tenants: Cqrs<Tenant> = framework(&ledger, tenant_upcasters());
-            let slugs: Cqrs<SlugClaim> = framework(&ledger, slug_claim_upcasters());
+            let tenants: Cqrs<Tenant> = framework(&ledger);
+            let slugs: Cqrs<SlugClaim> = framework(&ledger);
             let probes = probe_cqrs(&ledger);
             let operator = Principal::platform_admin("op-1", "ops@dezky.eu");
             for n in (from..to).filter(|n| n % FILL_TASKS == task) {

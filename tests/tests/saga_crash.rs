@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use dezky_commands::saga::{framework, Effects};
 use dezky_commands::Ledger;
-use dezky_domain::domains::{domain_upcasters, Domain, DomainCommand, DomainContext, DomainStatus};
+use dezky_domain::domains::{Domain, DomainCommand, DomainContext, DomainStatus};
 use dezky_domain::effects::{EffectEvent, EffectStatus};
 use dezky_domain::tenant::{Principal, Tenant, TenantStatus};
 use dezky_tests::dns_server::DnsServer;
@@ -37,10 +37,10 @@ fn spawn(db: &TestDb, fake: &StalwartFake, dns: &DnsServer, crash: Option<String
 }
 
 async fn complete(ledger: &Ledger, tenant_id: &str, domain: &str) -> bool {
-    let tenant = dezky_commands::saga::load::<Tenant>(ledger, Vec::new(), tenant_id)
+    let tenant = dezky_commands::saga::load::<Tenant>(ledger, tenant_id)
         .await
         .expect("tenant");
-    let domain = dezky_commands::saga::load::<Domain>(ledger, Vec::new(), domain)
+    let domain = dezky_commands::saga::load::<Domain>(ledger, domain)
         .await
         .expect("domain");
     tenant.status == Some(TenantStatus::Active)
@@ -95,7 +95,7 @@ async fn killed_at_every_boundary_nothing_is_lost_or_done_twice(backend: Backend
             .await
             .expect("tenant");
         let domain = &zones[i];
-        framework::<Domain>(&ledger, domain_upcasters())
+        framework::<Domain>(&ledger)
             .execute(
                 domain,
                 DomainCommand::Add {

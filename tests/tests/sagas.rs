@@ -9,8 +9,7 @@ use std::time::Duration;
 use dezky_commands::saga::{framework, Effects};
 use dezky_commands::Ledger;
 use dezky_domain::domains::{
-    domain_upcasters, CheckOutcome, Domain, DomainCommand, DomainContext, DomainStatus,
-    RecordPurpose,
+    CheckOutcome, Domain, DomainCommand, DomainContext, DomainStatus, RecordPurpose,
 };
 use dezky_domain::effects::{Effect, EffectCommand, EffectStatus};
 use dezky_domain::tenant::{
@@ -44,10 +43,9 @@ where
 
 async fn load<A>(ledger: &Ledger, id: &str) -> A
 where
-    A: cqrs_es::Aggregate<Services = ()> + Clone,
+    A: dezky_commands::app::registry::Registered + Clone,
 {
-    // Neither aggregate read here has upcasters yet.
-    dezky_commands::saga::load::<A>(ledger, Vec::new(), id)
+    dezky_commands::saga::load::<A>(ledger, id)
         .await
         .expect("load")
 }
@@ -65,7 +63,7 @@ fn operator_ctx(tenant_id: &str) -> DomainContext {
 }
 
 async fn add_domain(ledger: &Ledger, tenant_id: &str, name: &str, platform: bool) {
-    let domains = framework::<Domain>(ledger, domain_upcasters());
+    let domains = framework::<Domain>(ledger);
     domains
         .execute(
             name,
@@ -224,7 +222,7 @@ async fn a_domain_is_provisioned_shown_and_verified_against_dns(backend: Backend
         &domain.expected,
     )
     .start();
-    framework::<Domain>(&ledger, domain_upcasters())
+    framework::<Domain>(&ledger)
         .execute(
             "acme.eu",
             DomainCommand::Recheck {
@@ -595,7 +593,7 @@ async fn mailboxes_follow_members_and_a_purge_tears_down_everything_but_the_apex
     );
 
     // The platform tenant letting the apex go never deletes it from the mail server.
-    framework::<Domain>(&ledger, domain_upcasters())
+    framework::<Domain>(&ledger)
         .execute(
             APEX,
             DomainCommand::Remove {
@@ -888,7 +886,7 @@ async fn a_dmarc_policy_change_updates_the_expected_record_and_checks_again() {
     .await;
     let before = dmarc(&first).expect("a DMARC record");
     assert!(before.contains("p=none"), "{before}");
-    framework::<Domain>(&ledger, domain_upcasters())
+    framework::<Domain>(&ledger)
         .execute(
             "acme.eu",
             DomainCommand::SetDmarcPolicy {

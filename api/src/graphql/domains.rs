@@ -39,6 +39,7 @@ use dezky_projections::tenants::{tenant_detail, TenantRow};
 use super::authz::{self, Viewer};
 use super::error::{ApiError, Code};
 use super::schema::{api, auth, find_tenant, read_your_writes_timeout, Tenant};
+use dezky_commands::app::retry::execute_with_retry;
 
 type Result<T> = std::result::Result<T, async_graphql::Error>;
 
@@ -56,11 +57,6 @@ pub const PLATFORM_SUBDOMAIN_RESERVED: &str = "PLATFORM_SUBDOMAIN_RESERVED";
 pub const DOMAIN_NOT_PROVISIONED: &str = "DOMAIN_NOT_PROVISIONED";
 /// Removal while mailboxes, aliases or lists still use the domain.
 pub const DOMAIN_IN_USE: &str = "DOMAIN_IN_USE";
-
-/// How many times a domain command decided on a stale version is decided again. One is
-/// enough for the race that matters (two workspaces adding one name): the retry reads the
-/// winner's add and is refused with [`DOMAIN_TAKEN`] instead of a bare conflict.
-const CONFLICT_RETRIES: u32 = 1;
 
 // ---------------------------------------------------------------------------------------------
 // Types.
@@ -361,9 +357,9 @@ fn canonical(name: &str) -> Result<String> {
         .map_err(|problem| domain_refusal(DomainError::InvalidName(problem)))
 }
 
-/// Runs a domain command for `tenant`, deciding it again on a conflict (see
-/// [`CONFLICT_RETRIES`]): each attempt is decided afresh on the stored state, so a retry never
-/// merges anything silently, it only turns a race into the answer the loser would get now.
+/// Runs a domain command for `tenant` under the one retry-on-conflict policy: each attempt
+/// is decided afresh on the stored state, so a retry never merges anything silently, it only
+/// turns a race into the answer the loser would get now.
 async fn run(
     ctx: &Context<'_>,
     viewer: &Viewer,
@@ -372,24 +368,17 @@ async fn run(
     command: impl Fn(DomainContext) -> DomainCommand,
 ) -> Result<()> {
     let api = api(ctx);
-    let mut conflicts = 0;
-    loop {
-        let domain_ctx = DomainContext {
+    let metadata = api.metadata(viewer, &tenant.id);
+    let attempt = || {
+        command(DomainContext {
             principal: viewer.principal(),
             tenant_id: tenant.id.clone(),
             now: api.clock.now(),
-        };
-        let outcome = api
-            .domains
-            .execute_with_metadata(name, command(domain_ctx), api.metadata(viewer, &tenant.id))
-            .await;
-        match outcome {
-            Err(AggregateError::AggregateConflict) if conflicts < CONFLICT_RETRIES => {
-                conflicts += 1;
-            }
-            other => return other.map_err(command_error),
-        }
-    }
+        })
+    };
+    execute_with_retry(&api.domains, name, &metadata, attempt)
+        .await
+        .map_err(|e| command_error(e.into_aggregate()))
 }
 
 /// The domain as the read models show it once they have folded the mutation.

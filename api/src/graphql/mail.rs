@@ -27,7 +27,6 @@
 //! `NOT_FOUND`. Everything else uses the codes of [`super::error::Code`].
 
 use async_graphql::{Context, ErrorExtensions, Object, SimpleObject, ID};
-use cqrs_es::AggregateError;
 use dezky_commands::saga::tenant_provisioning::service_domain;
 use dezky_domain::tenant::{
     address_domain, canonical_address, TenantAction, TenantCommand, TenantError,
@@ -41,6 +40,7 @@ use dezky_projections::tenants::TenantRow;
 use super::authz::{self, Viewer};
 use super::error::{from_aggregate, ApiError, Code};
 use super::schema::{api, auth, command_context, find_tenant, read_your_writes_timeout, Tenant};
+use dezky_commands::app::retry::{execute_with_retry, RetryError};
 
 type Result<T> = std::result::Result<T, async_graphql::Error>;
 
@@ -60,11 +60,6 @@ pub const TOO_MANY_LISTS: &str = "TOO_MANY_LISTS";
 pub const RECIPIENTS_OUT_OF_RANGE: &str = "RECIPIENTS_OUT_OF_RANGE";
 /// A list among its own recipients.
 pub const LIST_INCLUDES_ITSELF: &str = "LIST_INCLUDES_ITSELF";
-
-/// How many times a command decided on a stale version of the tenant is decided again: a
-/// concurrent change elsewhere in the workspace (a member added, a setting saved) should not
-/// fail an alias, and each attempt is decided afresh on the stored state.
-const CONFLICT_RETRIES: u32 = 1;
 
 // ---------------------------------------------------------------------------------------------
 // Types.
@@ -216,8 +211,8 @@ async fn check_domain(ctx: &Context<'_>, tenant: &TenantRow, address: &str) -> R
     ))
 }
 
-/// Runs a tenant command for a mail mutation, deciding it again on a conflict (see
-/// [`CONFLICT_RETRIES`]), then waits until the read models show it.
+/// Runs a tenant command for a mail mutation under the one retry-on-conflict policy (each
+/// attempt decided afresh on the stored state), then waits until the read models show it.
 async fn run(
     ctx: &Context<'_>,
     viewer: &Viewer,
@@ -225,24 +220,15 @@ async fn run(
     action: TenantAction,
 ) -> Result<()> {
     let api = api(ctx);
-    let mut conflicts = 0;
-    loop {
-        let command = TenantCommand {
-            ctx: command_context(ctx, viewer),
-            action: action.clone(),
-        };
-        let outcome = api
-            .tenants
-            .execute_with_metadata(tenant_id, command, api.metadata(viewer, tenant_id))
-            .await;
-        match outcome {
-            Ok(()) => break,
-            Err(AggregateError::AggregateConflict) if conflicts < CONFLICT_RETRIES => {
-                conflicts += 1;
-            }
-            Err(AggregateError::UserError(error)) => return Err(mail_refusal(error)),
-            Err(other) => return Err(from_aggregate(other).into()),
-        }
+    let metadata = api.metadata(viewer, tenant_id);
+    let command = || TenantCommand {
+        ctx: command_context(ctx, viewer),
+        action: action.clone(),
+    };
+    match execute_with_retry(&api.tenants, tenant_id, &metadata, command).await {
+        Ok(()) => {}
+        Err(RetryError::Refused(error)) => return Err(mail_refusal(error)),
+        Err(other) => return Err(from_aggregate(other.into_aggregate()).into()),
     }
     api.read_your_writes(read_your_writes_timeout()).await;
     Ok(())

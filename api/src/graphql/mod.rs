@@ -18,14 +18,11 @@ use async_graphql::{EmptySubscription, Schema};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::http::HeaderMap;
 use axum::response::Html;
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::CqrsFramework;
 use dezky_adapters::oidc::OidcVerifier;
-use dezky_commands::{Ledger, LedgerRepository};
-use dezky_domain::domains::{domain_upcasters, Domain};
-use dezky_domain::tenant::{
-    platform_flag_upcasters, tenant_upcasters, PlatformFlag, SlugClaim, Tenant,
-};
+use dezky_commands::app::registry::framework;
+use dezky_commands::Ledger;
+use dezky_domain::domains::Domain;
+use dezky_domain::tenant::{PlatformFlag, SlugClaim, Tenant};
 use dezky_domain::{Actor, EventMetadata};
 use tokio::sync::watch;
 
@@ -34,8 +31,8 @@ use schema::{Mutation, Query};
 
 /// The schema type.
 pub type DezkySchema = Schema<Query, Mutation, EmptySubscription>;
-/// cqrs-es over the ledger for one aggregate.
-pub type Cqrs<A> = CqrsFramework<A, PersistedEventStore<LedgerRepository, A>>;
+/// cqrs-es over the ledger for one aggregate (the registry's, with its upcasters).
+pub type Cqrs<A> = dezky_commands::app::registry::Cqrs<A>;
 
 /// Deepest query accepted.
 pub const MAX_QUERY_DEPTH: usize = 10;
@@ -91,26 +88,14 @@ pub struct ApiContext {
     pub public_limits: Arc<crate::client::PublicLimits>,
 }
 
-fn framework<A>(
-    ledger: &Ledger,
-    upcasters: Vec<Box<dyn cqrs_es::persist::EventUpcaster>>,
-) -> Arc<Cqrs<A>>
-where
-    A: cqrs_es::Aggregate<Services = ()>,
-{
-    let store = PersistedEventStore::new_event_store(LedgerRepository::new(ledger.clone()))
-        .with_upcasters(upcasters);
-    Arc::new(CqrsFramework::new(store, vec![], ()))
-}
-
 impl ApiContext {
     /// Wires the command side over `ledger`; `read_models` are the runners' positions.
     pub fn new(ledger: Ledger, read_models: Vec<watch::Receiver<u64>>) -> Self {
         Self {
-            tenants: framework(&ledger, tenant_upcasters()),
-            slugs: framework(&ledger, vec![]),
-            platform_flag: framework(&ledger, platform_flag_upcasters()),
-            domains: framework(&ledger, domain_upcasters()),
+            tenants: Arc::new(framework(&ledger)),
+            slugs: Arc::new(framework(&ledger)),
+            platform_flag: Arc::new(framework(&ledger)),
+            domains: Arc::new(framework(&ledger)),
             ledger,
             clock: Clock,
             ids: Ids,

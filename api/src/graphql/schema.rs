@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use async_graphql::{Context, Enum, InputObject, Json, MergedObject, Object, SimpleObject, ID};
 use dezky_commands::app::addresses::place_address;
+use dezky_commands::app::tenants::{create_tenant, CreateTenantError};
 use dezky_domain::tenant::{
-    CommandContext, CreateTenant, MemberStatus, NewMember, Role, Slug, SlugClaimCommand,
-    TenantAction, TenantCommand, TenantError, TenantStatus,
+    CommandContext, CreateTenant, MemberStatus, NewMember, Role, Slug, TenantAction, TenantCommand,
+    TenantError, TenantStatus,
 };
 use dezky_projections::audit::{audit_timeline, AuditEntry, AuditFilter};
 use dezky_projections::tenants::{
@@ -556,25 +557,6 @@ impl TenantMutation {
             })?
             .as_str()
             .to_owned();
-        let claim_metadata = api.metadata(viewer, &tenant_id);
-        // The slug is claimed first: its own aggregate makes concurrent creations of one slug
-        // yield exactly one workspace.
-        loop {
-            let claim = SlugClaimCommand::Claim {
-                tenant_id: tenant_id.clone(),
-            };
-            match api
-                .slugs
-                .execute_with_metadata(&slug, claim, claim_metadata.clone())
-                .await
-            {
-                Err(cqrs_es::AggregateError::AggregateConflict) => continue,
-                other => {
-                    other.map_err(from_aggregate)?;
-                    break;
-                }
-            }
-        }
         let command = TenantCommand {
             ctx: CommandContext {
                 principal: viewer.principal(),
@@ -594,24 +576,13 @@ impl TenantMutation {
                 partner_id: input.partner_id,
             }),
         };
-        if let Err(error) = api
-            .tenants
-            .execute_with_metadata(&tenant_id, command, api.metadata(viewer, &tenant_id))
+        let metadata = api.metadata(viewer, &tenant_id);
+        create_tenant(&api.slugs, &api.tenants, &slug, command, &metadata)
             .await
-        {
-            // The tenant refused: give the slug back so the next attempt can use it.
-            let release = SlugClaimCommand::Release {
-                tenant_id: tenant_id.clone(),
-            };
-            if let Err(release_error) = api
-                .slugs
-                .execute_with_metadata(&slug, release, claim_metadata)
-                .await
-            {
-                tracing::error!(%release_error, %slug, "could not release the slug of a refused creation");
-            }
-            return Err(from_aggregate(error).into());
-        }
+            .map_err(|error| match error {
+                CreateTenantError::Slug(e) => from_aggregate(e.into_aggregate()),
+                CreateTenantError::Tenant(e) => from_aggregate(e.into_aggregate()),
+            })?;
         api.read_your_writes(Duration::from_millis(READ_YOUR_WRITES_TIMEOUT_MS))
             .await;
         Ok(Tenant(find_tenant(ctx, Some(&tenant_id), None).await?))

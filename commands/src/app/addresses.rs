@@ -2,7 +2,7 @@
 //! Tenant aggregate needs to add a member, which it cannot know itself (it lives in the
 //! Domain aggregates and the platform's configuration).
 
-use dezky_domain::domains::{domain_upcasters, Domain, DomainName, DomainStatus};
+use dezky_domain::domains::{Domain, DomainName, DomainStatus};
 use dezky_domain::tenant::AddressPlacement;
 
 use crate::saga::load;
@@ -46,7 +46,7 @@ pub async fn place_address(
     if name.as_str() == service_domain(slug, platform_domain) {
         return Ok(AddressPlacement::ServiceDomain);
     }
-    let record = load::<Domain>(ledger, domain_upcasters(), name.as_str())
+    let record = load::<Domain>(ledger, name.as_str())
         .await
         .map_err(PlacementError::Store)?;
     let live = record

@@ -3,3 +3,6 @@
 //! read model, which may lag.
 
 pub mod addresses;
+pub mod registry;
+pub mod retry;
+pub mod tenants;

@@ -22,27 +22,24 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
 use dezky_domain::booking::{
     bookable_slot, grid_slots, slot_lock_key, Attendee, Availability, Booking, BookingCommand,
     BookingError, BookingHost, BookingHostCommand, BookingHostError, BookingStatus, Party, Slot,
     SlotError, SlotLock, SlotLockCommand, SlotLockError, MAX_SLOT_MINUTES,
 };
 use dezky_domain::{Actor, EventMetadata};
-use serde::de::DeserializeOwned;
 use tokio::sync::OwnedMutexGuard;
 
+use crate::app::registry::{framework, Cqrs, Registered};
+use crate::app::retry::{execute_with_retry, RetryError};
 use crate::ports::booking_mail::{BookingConfirmation, BookingMailer, UnconfiguredMailer};
 use crate::ports::calendar::{CalendarError, CalendarEvent, CalendarServer};
-use crate::{Ledger, LedgerError, LedgerRepository};
+use crate::Ledger;
 
 /// How often the processor re-drives pending bookings, unless configured otherwise.
 pub const DEFAULT_RETRY_INTERVAL_MS: u64 = 2 * 60 * 1_000;
 /// Calendar-write attempts before a booking is abandoned, unless configured otherwise.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
-/// Times one command is decided again after losing an optimistic-concurrency race.
-const CONFLICT_ATTEMPTS: usize = 20;
 /// The actor recorded on the processor's commands.
 pub const BOOKING_PROCESSOR_ACTOR: &str = "dezky:process:booking-retry";
 /// The actor recorded on a member of the public's commands.
@@ -142,20 +139,13 @@ impl Issuer {
     }
 }
 
-type Cqrs<A> = CqrsFramework<A, PersistedEventStore<LedgerRepository, A>>;
-
 /// Builds an attendee's link to manage a booking from its id (the API signs it).
 pub type ManageLinks = Arc<dyn Fn(&str) -> String + Send + Sync>;
 
-fn framework<A: Aggregate<Services = ()>>(ledger: &Ledger) -> Cqrs<A> {
-    let store = PersistedEventStore::new_event_store(LedgerRepository::new(ledger.clone()));
-    CqrsFramework::new(store, vec![], ())
-}
-
-/// Runs `command` on aggregate `id`, deciding it again (on what the other writer stored) when
-/// a concurrent writer committed first. Still conflicting after [`CONFLICT_ATTEMPTS`], it
-/// gives up with [`BookingFlowError::Ledger`] naming `what`; the aggregate's own refusal is
-/// handed to `refused`.
+/// Runs `command` on aggregate `id` under the one retry-on-conflict policy
+/// ([`crate::app::retry`]). Still conflicting after its attempts, it gives up with
+/// [`BookingFlowError::Ledger`] naming `what`; the aggregate's own refusal is handed to
+/// `refused`.
 async fn execute_retrying<A, T>(
     cqrs: &Cqrs<A>,
     id: &str,
@@ -166,46 +156,32 @@ async fn execute_retrying<A, T>(
     refused: impl Fn(A::Error) -> Result<T, BookingFlowError>,
 ) -> Result<T, BookingFlowError>
 where
-    A: Aggregate<Services = ()>,
+    A: Registered,
     A::Command: Clone,
 {
-    for _ in 0..CONFLICT_ATTEMPTS {
-        match cqrs
-            .execute_with_metadata(id, command.clone(), metadata.clone())
-            .await
-        {
-            Ok(()) => return Ok(ok),
-            Err(AggregateError::AggregateConflict) => continue,
-            Err(AggregateError::UserError(e)) => return refused(e),
-            Err(e) => return Err(ledger_error(e)),
+    match execute_with_retry(cqrs, id, metadata, || command.clone()).await {
+        Ok(()) => Ok(ok),
+        Err(RetryError::Refused(e)) => refused(e),
+        Err(RetryError::Exhausted { .. }) => {
+            Err(BookingFlowError::Ledger(format!("{what} kept conflicting")))
         }
+        Err(RetryError::Failed(e)) => Err(ledger_error(e)),
     }
-    Err(BookingFlowError::Ledger(format!("{what} kept conflicting")))
 }
 
 fn ledger_error(error: impl std::fmt::Display) -> BookingFlowError {
     BookingFlowError::Ledger(error.to_string())
 }
 
-/// Folds one aggregate from its stored events. (No booking event has an upcaster yet; when one
-/// arrives it is applied here too.)
-pub async fn load<A>(ledger: &Ledger, id: &str) -> Result<(A, u64), LedgerError>
+/// One aggregate's state and version, folded through the registry (with its upcasters).
+pub async fn load<A>(ledger: &Ledger, id: &str) -> Result<(A, u64), BookingFlowError>
 where
-    A: Aggregate,
-    A::Event: DeserializeOwned,
+    A: Registered + Clone,
 {
-    let mut aggregate = A::default();
-    let mut version = 0;
-    for record in ledger.aggregate_events(A::TYPE, id, 0).await? {
-        let event: A::Event =
-            serde_json::from_str(&record.payload).map_err(|e| LedgerError::Corrupt {
-                position: record.position,
-                reason: format!("{} payload: {e}", A::TYPE),
-            })?;
-        aggregate.apply(event);
-        version = record.aggregate_version;
-    }
-    Ok((aggregate, version))
+    let (state, version) = crate::app::registry::load::<A>(ledger, id)
+        .await
+        .map_err(BookingFlowError::Ledger)?;
+    Ok((state, u64::try_from(version).unwrap_or(u64::MAX)))
 }
 
 /// What a booking's calendar event says.
@@ -431,9 +407,7 @@ impl<C: CalendarServer> BookingFlow<C> {
 
     /// The booking's state on the ledger.
     pub async fn booking(&self, booking_id: &str) -> Result<Booking, BookingFlowError> {
-        let (booking, _) = load::<Booking>(&self.ledger, booking_id)
-            .await
-            .map_err(ledger_error)?;
+        let (booking, _) = load::<Booking>(&self.ledger, booking_id).await?;
         if booking.status.is_none() {
             return Err(BookingFlowError::NotFound);
         }
@@ -442,9 +416,7 @@ impl<C: CalendarServer> BookingFlow<C> {
 
     /// The host's current availability and tenant.
     pub async fn host(&self, host_id: &str) -> Result<(String, Availability), BookingFlowError> {
-        let (host, _) = load::<BookingHost>(&self.ledger, host_id)
-            .await
-            .map_err(ledger_error)?;
+        let (host, _) = load::<BookingHost>(&self.ledger, host_id).await?;
         match (host.tenant_id, host.availability) {
             (Some(tenant), Some(availability)) => Ok((tenant, availability)),
             _ => Err(BookingFlowError::NotFound),
@@ -460,9 +432,7 @@ impl<C: CalendarServer> BookingFlow<C> {
         slot: Slot,
         booking_id: &str,
     ) -> Result<Option<String>, BookingFlowError> {
-        let (host, _) = load::<BookingHost>(&self.ledger, host_id)
-            .await
-            .map_err(ledger_error)?;
+        let (host, _) = load::<BookingHost>(&self.ledger, host_id).await?;
         let own = slot_lock_key(host_id, slot.start);
         let reach = chrono::Duration::minutes(i64::from(MAX_SLOT_MINUTES));
         let mut checked = std::collections::BTreeSet::new();
@@ -512,9 +482,7 @@ impl<C: CalendarServer> BookingFlow<C> {
 
     /// The booking holding the lock `lock_key`, if any.
     pub async fn holder(&self, lock_key: &str) -> Result<Option<String>, BookingFlowError> {
-        let (lock, _) = load::<SlotLock>(&self.ledger, lock_key)
-            .await
-            .map_err(ledger_error)?;
+        let (lock, _) = load::<SlotLock>(&self.ledger, lock_key).await?;
         Ok(lock.holder)
     }
 

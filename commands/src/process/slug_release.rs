@@ -8,23 +8,21 @@
 
 use std::collections::HashMap;
 
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{AggregateError, CqrsFramework};
 use dezky_domain::tenant::{
     SlugClaim, SlugClaimCommand, SlugClaimError, TenantEvent, TENANT_AGGREGATE_TYPE,
 };
 use dezky_domain::{Actor, EventMetadata};
 
 use super::{Process, ProcessError};
+use crate::app::registry::{framework, Cqrs};
+use crate::app::retry::{execute_with_retry, RetryError};
 use crate::encoding::EventRecord;
-use crate::{Ledger, LedgerRepository};
+use crate::Ledger;
 
 /// The actor recorded on the releases this process issues.
 pub const SLUG_RELEASE_ACTOR: &str = "dezky:process:slug-release";
-/// Attempts at one release when other writers of the same claim race it.
-const CONFLICT_ATTEMPTS: usize = 5;
 
-type SlugCqrs = CqrsFramework<SlugClaim, PersistedEventStore<LedgerRepository, SlugClaim>>;
+type SlugCqrs = Cqrs<SlugClaim>;
 
 /// The process manager.
 pub struct SlugRelease {
@@ -34,9 +32,8 @@ pub struct SlugRelease {
 impl SlugRelease {
     /// The process over `ledger`.
     pub fn new(ledger: &Ledger) -> Self {
-        let store = PersistedEventStore::new_event_store(LedgerRepository::new(ledger.clone()));
         Self {
-            slugs: CqrsFramework::new(store, vec![], ()),
+            slugs: framework(ledger),
         }
     }
 
@@ -61,25 +58,17 @@ impl SlugRelease {
         let command = SlugClaimCommand::Release {
             tenant_id: event.aggregate_id.clone(),
         };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let outcome = self
-                .slugs
-                .execute_with_metadata(slug, command.clone(), metadata.to_map())
-                .await;
-            return match outcome {
-                Ok(())
-                | Err(AggregateError::UserError(
-                    SlugClaimError::NotClaimed | SlugClaimError::HeldByAnotherTenant { .. },
-                )) => Ok(true),
-                Err(AggregateError::AggregateConflict) if attempt < CONFLICT_ATTEMPTS => continue,
-                Err(error) => Err(ProcessError::Command {
-                    process: "slug_release",
-                    position: event.position,
-                    reason: error.to_string(),
-                }),
-            };
+        let metadata = metadata.to_map();
+        match execute_with_retry(&self.slugs, slug, &metadata, || command.clone()).await {
+            Ok(())
+            | Err(RetryError::Refused(
+                SlugClaimError::NotClaimed | SlugClaimError::HeldByAnotherTenant { .. },
+            )) => Ok(true),
+            Err(error) => Err(ProcessError::Command {
+                process: "slug_release",
+                position: event.position,
+                reason: error.to_string(),
+            }),
         }
     }
 }

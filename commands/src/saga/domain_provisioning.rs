@@ -13,17 +13,16 @@
 //! task): `fetch-records` fails retryably until they exist, so the saga polls with the
 //! effect's back-off and the zone file it reads always carries every DKIM record.
 
-use cqrs_es::AggregateError;
 use dezky_domain::domains::{
-    domain_upcasters, DmarcPolicy, Domain, DomainCommand, DomainContext, DomainError, DomainEvent,
-    DomainName, DomainStatus, ExpectedRecord, RecordCheck, RecordPurpose, RecordType,
-    DOMAIN_AGGREGATE_TYPE,
+    DmarcPolicy, Domain, DomainCommand, DomainContext, DomainError, DomainEvent, DomainName,
+    DomainStatus, ExpectedRecord, RecordCheck, RecordPurpose, RecordType, DOMAIN_AGGREGATE_TYPE,
 };
 use dezky_domain::tenant::Principal;
 use sha2::{Digest, Sha256};
 
 use super::request::{DnsRequest, MailRequest, Request};
 use super::{caused_by, framework, load, now, succeeded, Effects, LedgerCqrs, SagaConfig};
+use crate::app::retry::{execute_with_retry, RetryError};
 use crate::encoding::EventRecord;
 use crate::process::{Process, ProcessError};
 use crate::Ledger;
@@ -115,7 +114,7 @@ impl DomainProvisioning {
         Self {
             ledger: ledger.clone(),
             effects: Effects::with_max_attempts(ledger, config.max_attempts),
-            domains: framework(ledger, domain_upcasters()),
+            domains: framework(ledger),
             platform_domain: config.platform_domain.clone(),
         }
     }
@@ -129,7 +128,7 @@ impl DomainProvisioning {
     }
 
     async fn domain(&self, name: &str, position: u64) -> Result<Domain, ProcessError> {
-        load::<Domain>(&self.ledger, domain_upcasters(), name)
+        load::<Domain>(&self.ledger, name)
             .await
             .map_err(|e| Self::failed(position, e))
     }
@@ -150,26 +149,13 @@ impl DomainProvisioning {
             now: now(),
         };
         let metadata = caused_by(cause, &format!("system:{ACTOR}"), Some(tenant_id));
-        for _ in 0..5 {
-            match self
-                .domains
-                .execute_with_metadata(name, make(ctx.clone()), metadata.clone())
-                .await
-            {
-                Ok(()) => return Ok(true),
-                Err(AggregateError::AggregateConflict) => continue,
-                Err(AggregateError::UserError(
-                    DomainError::NotFound
-                    | DomainError::IncompleteCheck
-                    | DomainError::NotProvisioned,
-                )) => return Ok(false),
-                Err(e) => return Err(Self::failed(cause.position, e)),
-            }
+        match execute_with_retry(&self.domains, name, &metadata, || make(ctx.clone())).await {
+            Ok(()) => Ok(true),
+            Err(RetryError::Refused(
+                DomainError::NotFound | DomainError::IncompleteCheck | DomainError::NotProvisioned,
+            )) => Ok(false),
+            Err(e) => Err(Self::failed(cause.position, e)),
         }
-        Err(Self::failed(
-            cause.position,
-            "the domain kept changing under the saga",
-        ))
     }
 
     fn is_apex(&self, name: &str) -> bool {

@@ -6,15 +6,16 @@
 //! A member whose address is elsewhere (the bootstrap admin's own `@gmail.com`, a partner's
 //! staff) gets no mailbox: the mail server could not host it.
 
-use dezky_domain::domains::{domain_upcasters, Domain, DomainName, DomainStatus};
+use dezky_domain::domains::{Domain, DomainName, DomainStatus};
 use dezky_domain::tenant::{
-    tenant_upcasters, CommandContext, Principal, Tenant, TenantAction, TenantCommand, TenantEvent,
+    CommandContext, Principal, Tenant, TenantAction, TenantCommand, TenantEvent,
     TENANT_AGGREGATE_TYPE,
 };
 
 use super::request::{MailRequest, Request};
 use super::tenant_provisioning::service_domain;
 use super::{caused_by, framework, load, now, succeeded, Effects, LedgerCqrs, SagaConfig};
+use crate::app::retry::{execute_with_retry, RetryError};
 use crate::encoding::EventRecord;
 use crate::process::{Process, ProcessError};
 use crate::store::Db;
@@ -54,13 +55,13 @@ impl Mailboxes {
         Self {
             ledger: ledger.clone(),
             effects: Effects::with_max_attempts(ledger, config.max_attempts),
-            tenants: framework(ledger, tenant_upcasters()),
+            tenants: framework(ledger),
             platform_domain: config.platform_domain.clone(),
         }
     }
 
     async fn tenant(&self, id: &str, position: u64) -> Result<Tenant, ProcessError> {
-        load::<Tenant>(&self.ledger, tenant_upcasters(), id)
+        load::<Tenant>(&self.ledger, id)
             .await
             .map_err(|e| failed(position, e))
     }
@@ -81,7 +82,7 @@ impl Mailboxes {
         if domain == service_domain(&tenant.slug, &self.platform_domain) {
             return Ok(true);
         }
-        let record = load::<Domain>(&self.ledger, domain_upcasters(), &domain)
+        let record = load::<Domain>(&self.ledger, &domain)
             .await
             .map_err(|e| failed(position, e))?;
         Ok(record.tenant_id.as_deref() == Some(tenant.id.as_str())
@@ -479,21 +480,10 @@ impl Mailboxes {
             },
         );
         let metadata = caused_by(event, &format!("system:{ACTOR}"), Some(tenant_id));
-        for _ in 0..5 {
-            match self
-                .tenants
-                .execute_with_metadata(tenant_id, command.clone(), metadata.clone())
-                .await
-            {
-                Ok(()) | Err(cqrs_es::AggregateError::UserError(_)) => return Ok(true),
-                Err(cqrs_es::AggregateError::AggregateConflict) => continue,
-                Err(e) => return Err(failed(event.position, e)),
-            }
+        match execute_with_retry(&self.tenants, tenant_id, &metadata, || command.clone()).await {
+            Ok(()) | Err(RetryError::Refused(_)) => Ok(true),
+            Err(e) => Err(failed(event.position, e)),
         }
-        Err(failed(
-            event.position,
-            "the tenant kept changing under the saga",
-        ))
     }
 }
 

@@ -18,52 +18,34 @@ pub mod worker;
 
 use std::collections::HashMap;
 
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore};
+use cqrs_es::AggregateError;
 use dezky_domain::effects::{
-    effect_upcasters, Effect, EffectCommand, EffectError, EffectEvent, EffectIntent,
-    DEFAULT_MAX_ATTEMPTS, EFFECT_AGGREGATE_TYPE,
+    Effect, EffectCommand, EffectError, EffectEvent, EffectIntent, DEFAULT_MAX_ATTEMPTS,
+    EFFECT_AGGREGATE_TYPE,
 };
 use dezky_domain::{Actor, EventMetadata};
 
+use crate::app::registry::{self, Registered};
+use crate::app::retry::{execute_with_retry, RetryError};
 use crate::encoding::{format_timestamp, EventRecord};
 use crate::process::ProcessError;
-use crate::{Ledger, LedgerRepository};
+use crate::Ledger;
 
 pub use request::{DnsRequest, MailRequest, Request};
 
 /// A command framework over the ledger.
-pub type LedgerCqrs<A> = CqrsFramework<A, PersistedEventStore<LedgerRepository, A>>;
+pub type LedgerCqrs<A> = registry::Cqrs<A>;
 
-/// Attempts one command makes when other writers of the same aggregate race it.
-const CONFLICT_ATTEMPTS: usize = 5;
-
-/// A command framework for `A` over `ledger`.
-pub fn framework<A>(
-    ledger: &Ledger,
-    upcasters: Vec<Box<dyn cqrs_es::persist::EventUpcaster>>,
-) -> LedgerCqrs<A>
-where
-    A: Aggregate<Services = ()>,
-{
-    let store = PersistedEventStore::new_event_store(LedgerRepository::new(ledger.clone()))
-        .with_upcasters(upcasters);
-    CqrsFramework::new(store, vec![], ())
+/// A command framework for `A` over `ledger`, with its registered upcasters.
+pub fn framework<A: Registered>(ledger: &Ledger) -> LedgerCqrs<A> {
+    registry::framework(ledger)
 }
 
 /// The current state of aggregate `id`.
-pub async fn load<A>(
-    ledger: &Ledger,
-    upcasters: Vec<Box<dyn cqrs_es::persist::EventUpcaster>>,
-    id: &str,
-) -> Result<A, String>
-where
-    A: Aggregate<Services = ()> + Clone,
-{
-    let store = PersistedEventStore::<_, A>::new_event_store(LedgerRepository::new(ledger.clone()))
-        .with_upcasters(upcasters);
-    let mut context = store.load_aggregate(id).await.map_err(|e| e.to_string())?;
-    Ok(cqrs_es::AggregateContext::aggregate(&mut context).clone())
+pub async fn load<A: Registered + Clone>(ledger: &Ledger, id: &str) -> Result<A, String> {
+    registry::load::<A>(ledger, id)
+        .await
+        .map(|(state, _)| state)
 }
 
 /// The current time as the ledger writes it.
@@ -145,7 +127,7 @@ impl Effects {
     /// Effects over `ledger` whose new intents allow `max_attempts`.
     pub fn with_max_attempts(ledger: &Ledger, max_attempts: u32) -> Self {
         Self {
-            cqrs: framework(ledger, effect_upcasters()),
+            cqrs: framework(ledger),
             ledger: ledger.clone(),
             max_attempts: max_attempts.max(1),
         }
@@ -153,28 +135,20 @@ impl Effects {
 
     /// The effect `key` as it stands.
     pub async fn load(&self, key: &str) -> Result<Effect, String> {
-        load::<Effect>(&self.ledger, effect_upcasters(), key).await
+        load::<Effect>(&self.ledger, key).await
     }
 
-    /// Runs `command` on effect `key`, retrying races with other writers.
+    /// Runs `command` on effect `key`, retrying races with other writers (the one policy,
+    /// [`crate::app::retry`]).
     pub async fn execute(
         &self,
         key: &str,
         command: EffectCommand,
         metadata: HashMap<String, String>,
     ) -> Result<(), AggregateError<EffectError>> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self
-                .cqrs
-                .execute_with_metadata(key, command.clone(), metadata.clone())
-                .await
-            {
-                Err(AggregateError::AggregateConflict) if attempt < CONFLICT_ATTEMPTS => continue,
-                other => return other,
-            }
-        }
+        execute_with_retry(&self.cqrs, key, &metadata, || command.clone())
+            .await
+            .map_err(RetryError::into_aggregate)
     }
 
     /// Intends the step `saga`/`step` triggered by `cause`: idempotent (a repeat with the same

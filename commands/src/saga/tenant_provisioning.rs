@@ -4,18 +4,18 @@
 //! and deletes them from the mail server) and its service domain deleted. The platform apex
 //! itself is never deleted, whoever held it.
 
-use cqrs_es::AggregateError;
 use dezky_domain::domains::{
     Domain, DomainCommand, DomainContext, DomainError, DomainEvent, DomainName, DomainUsage,
     DOMAIN_AGGREGATE_TYPE,
 };
 use dezky_domain::tenant::{
-    tenant_upcasters, CommandContext, Principal, Tenant, TenantAction, TenantCommand, TenantError,
-    TenantEvent, TENANT_AGGREGATE_TYPE,
+    CommandContext, Principal, Tenant, TenantAction, TenantCommand, TenantError, TenantEvent,
+    TENANT_AGGREGATE_TYPE,
 };
 
 use super::request::{MailRequest, Request};
 use super::{caused_by, framework, now, succeeded, Effects, LedgerCqrs, SagaConfig};
+use crate::app::retry::{execute_with_retry, RetryError};
 use crate::encoding::EventRecord;
 use crate::process::{Process, ProcessError};
 use crate::Ledger;
@@ -50,8 +50,8 @@ impl TenantProvisioning {
         Self {
             ledger: ledger.clone(),
             effects: Effects::with_max_attempts(ledger, config.max_attempts),
-            tenants: framework(ledger, tenant_upcasters()),
-            domains: framework(ledger, dezky_domain::domains::domain_upcasters()),
+            tenants: framework(ledger),
+            domains: framework(ledger),
             platform_domain: config.platform_domain.clone(),
         }
     }
@@ -111,24 +111,11 @@ impl TenantProvisioning {
             TenantAction::Provision,
         );
         let metadata = caused_by(cause, &format!("system:{ACTOR}"), Some(tenant_id));
-        for _ in 0..5 {
-            match self
-                .tenants
-                .execute_with_metadata(tenant_id, command.clone(), metadata.clone())
-                .await
-            {
-                // Already provisioned, or gone since: nothing left to do.
-                Ok(()) | Err(AggregateError::UserError(TenantError::InvalidTransition { .. })) => {
-                    return Ok(true)
-                }
-                Err(AggregateError::AggregateConflict) => continue,
-                Err(e) => return Err(Self::failed(cause.position, e)),
-            }
+        match execute_with_retry(&self.tenants, tenant_id, &metadata, || command.clone()).await {
+            // Already provisioned, or gone since: nothing left to do.
+            Ok(()) | Err(RetryError::Refused(TenantError::InvalidTransition { .. })) => Ok(true),
+            Err(e) => Err(Self::failed(cause.position, e)),
         }
-        Err(Self::failed(
-            cause.position,
-            "the tenant kept changing under the saga",
-        ))
     }
 
     async fn remove_domain(
@@ -143,27 +130,16 @@ impl TenantProvisioning {
             now: now(),
         };
         let metadata = caused_by(cause, &format!("system:{ACTOR}"), Some(tenant_id));
-        for _ in 0..5 {
-            // The whole workspace goes: its mailboxes are torn down by the mailbox saga, so
-            // nothing of it uses the domain any more.
-            let command = DomainCommand::Remove {
-                ctx: ctx.clone(),
-                usage: DomainUsage::default(),
-            };
-            match self
-                .domains
-                .execute_with_metadata(name, command, metadata.clone())
-                .await
-            {
-                Ok(()) | Err(AggregateError::UserError(DomainError::NotFound)) => return Ok(()),
-                Err(AggregateError::AggregateConflict) => continue,
-                Err(e) => return Err(Self::failed(cause.position, e)),
-            }
+        // The whole workspace goes: its mailboxes are torn down by the mailbox saga, so
+        // nothing of it uses the domain any more.
+        let command = || DomainCommand::Remove {
+            ctx: ctx.clone(),
+            usage: DomainUsage::default(),
+        };
+        match execute_with_retry(&self.domains, name, &metadata, command).await {
+            Ok(()) | Err(RetryError::Refused(DomainError::NotFound)) => Ok(()),
+            Err(e) => Err(Self::failed(cause.position, e)),
         }
-        Err(Self::failed(
-            cause.position,
-            "the domain kept changing under the saga",
-        ))
     }
 }
 
