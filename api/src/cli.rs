@@ -21,7 +21,7 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the platform: GraphQL (with a playground), health, readiness, metrics, the
+    /// Run the platform: GraphQL (with an explorer), health, readiness, metrics, the
     /// ledger's public keys, the projection runners and the checkpointer.
     Serve(crate::serve::ServeArgs),
     /// Apply pending database migrations (also done at every start-up).

@@ -190,7 +190,7 @@ async fn tenant_member(
     });
     found.ok_or_else(|| {
         anyhow::anyhow!(
-            "tenant {slug:?} has no {}; add one first (addMember in the playground)",
+            "tenant {slug:?} has no {}; add one first (addMember in the explorer)",
             if admin { "owner" } else { "plain member" }
         )
     })

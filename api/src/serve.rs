@@ -353,9 +353,7 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCod
         println!("development mode: get a token with `dezky dev token --role platform-admin`");
     }
     tracing::info!(%address, "dezky serving");
-    println!(
-        "dezky listening on http://{address} (GraphQL playground at http://{address}/graphql)"
-    );
+    println!("dezky listening on http://{address} (GraphQL explorer at http://{address}/graphql)");
     bound.serve(shutdown_signal()).await?;
     println!("dezky stopped");
     Ok(ExitCode::SUCCESS)

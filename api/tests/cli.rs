@@ -215,8 +215,8 @@ fn serve_in_dev_mode_answers_health_keys_metrics_and_graphql_and_stops_on_sigter
         stdout(&public),
         "the endpoint publishes what `keys public` prints"
     );
-    let (_, playground) = http(&address, "GET", "/graphql", &[], "");
-    assert!(playground.contains("GraphQL Playground"));
+    let (_, explorer) = http(&address, "GET", "/graphql", &[], "");
+    assert!(explorer.contains("dezky API explorer"), "{explorer}");
 
     let token = stdout(&dezky(
         dir.path(),

@@ -13,11 +13,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::http::{playground_source, GraphQLPlaygroundConfig};
 use async_graphql::{EmptySubscription, Schema};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::http::HeaderMap;
-use axum::response::Html;
 use dezky_adapters::oidc::OidcVerifier;
 use dezky_commands::app::registry::framework;
 use dezky_commands::Ledger;
@@ -236,17 +234,11 @@ pub async fn graphql_handler(
         .into()
 }
 
-/// GET /graphql: the playground.
-pub async fn playground() -> Html<String> {
-    Html(playground_source(GraphQLPlaygroundConfig::new("/graphql")))
-}
-
-/// The `/graphql` routes (POST queries, GET playground) for a schema and token check.
+/// The `/graphql` routes (POST queries, GET the explorer and its assets) for a schema and
+/// token check.
 pub fn routes(schema: DezkySchema, tokens: TokenCheck) -> axum::Router {
     axum::Router::new()
-        .route(
-            "/graphql",
-            axum::routing::get(playground).post(graphql_handler),
-        )
+        .route("/graphql", axum::routing::post(graphql_handler))
         .with_state((schema, tokens))
+        .merge(crate::explorer::routes())
 }
