@@ -33,7 +33,7 @@ pub struct GraphqlApi {
     /// The database, dropped with the API.
     pub db: TestDb,
     key: DevKey,
-    _stop: watch::Sender<bool>,
+    stop: watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
 
@@ -139,9 +139,15 @@ impl GraphqlApi {
             ledger,
             db,
             key,
-            _stop: stop,
+            stop,
             _dir: dir,
         }
+    }
+
+    /// Stops the projection runners: from now on the read models lag behind the ledger, as
+    /// they may in production for a moment, and the API keeps answering from them.
+    pub fn stop_read_models(&self) {
+        let _ = self.stop.send(true);
     }
 
     /// A token the identity provider signed over `claims`.

@@ -1,8 +1,9 @@
 //! Mail domains over the GraphQL API with real signed JWTs: adding and listing with the DNS
 //! records to publish and what DNS answered, the platform apex and the names under it, a
 //! domain of another workspace, two workspaces racing for one name, removal refused while a
-//! member's address uses the domain, and nobody outside a workspace reading or changing its
-//! domains.
+//! member's address uses the domain (or an alias made a moment ago, while the read models
+//! lag: the usage is read from the ledger), and nobody outside a workspace reading or changing
+//! its domains.
 
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::CqrsFramework;
@@ -578,4 +579,83 @@ async fn nobody_outside_a_workspace_reads_or_changes_its_domains_on_sqlite() {
 #[tokio::test]
 async fn nobody_outside_a_workspace_reads_or_changes_its_domains_on_postgres() {
     nobody_outside_a_workspace_reads_or_changes_its_domains(Backend::Postgres).await;
+}
+
+async fn a_domain_used_by_an_alias_made_a_moment_ago_is_not_removed_while_the_read_models_lag(
+    backend: Backend,
+) {
+    use dezky_domain::tenant::{TenantAction, TenantCommand};
+    use dezky_tests::{operator_context, tenant_cqrs};
+
+    let api = start(backend).await;
+    let (tenant, _) = api.create("acme", "ada@acme.example", None).await;
+    let ada = api.user("ada@acme.example");
+    let added = api
+        .post_as(
+            &ada,
+            "mutation($t: ID!) { addDomain(tenantId: $t, name: \"acme.example\") { name } }",
+            json!({"t": tenant}),
+        )
+        .await;
+    assert_eq!(added["errors"], Value::Null, "{added}");
+    let bob = api
+        .post_as(
+            &ada,
+            "mutation($t: ID!) { addMember(input: {tenantId: $t, email: \"bob@acme.dezky.eu\", displayName: \"Bob\", role: MEMBER}) { members { id email } } }",
+            json!({"t": tenant}),
+        )
+        .await;
+    let bob_id = bob["data"]["addMember"]["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .find(|m| m["email"] == "bob@acme.dezky.eu")
+        .expect("bob")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    // From here the read models stand still; the alias exists only on the ledger.
+    api.stop_read_models();
+    tenant_cqrs(&api.ledger)
+        .execute_with_metadata(
+            &tenant,
+            TenantCommand::new(
+                operator_context(),
+                TenantAction::AddAlias {
+                    member_id: bob_id,
+                    alias: "sales@acme.example".into(),
+                },
+            ),
+            metadata_for(&tenant).to_map(),
+        )
+        .await
+        .expect("alias");
+
+    let removed = api
+        .post_as(
+            &ada,
+            "mutation($t: ID!) { removeDomain(tenantId: $t, name: \"acme.example\") { id } }",
+            json!({"t": tenant}),
+        )
+        .await;
+    assert_eq!(code(&removed), Some("DOMAIN_IN_USE"), "{removed}");
+}
+
+#[tokio::test]
+async fn a_domain_used_by_an_alias_made_a_moment_ago_is_not_removed_while_the_read_models_lag_on_sqlite(
+) {
+    a_domain_used_by_an_alias_made_a_moment_ago_is_not_removed_while_the_read_models_lag(
+        Backend::Sqlite,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_domain_used_by_an_alias_made_a_moment_ago_is_not_removed_while_the_read_models_lag_on_postgres(
+) {
+    a_domain_used_by_an_alias_made_a_moment_ago_is_not_removed_while_the_read_models_lag(
+        Backend::Postgres,
+    )
+    .await;
 }

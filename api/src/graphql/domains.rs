@@ -33,8 +33,7 @@ use dezky_domain::domains::{
 use dezky_projections::domains::{
     domain, domains_of_tenant, needs_attention_count, DomainRow, RecordStatus,
 };
-use dezky_projections::mail_addresses::usage_of_domain;
-use dezky_projections::tenants::{tenant_detail, TenantRow};
+use dezky_projections::tenants::TenantRow;
 
 use super::authz::{self, Viewer};
 use super::error::{ApiError, Code};
@@ -399,37 +398,17 @@ async fn after_write(ctx: &Context<'_>, tenant: &TenantRow, name: &str) -> Resul
     }
 }
 
-/// What still uses a domain in a workspace, for removal.
-///
-/// Mailboxes are the workspace's current members whose e-mail address is at the domain
-/// (removed members are no longer in the directory). Every such member counts, with or
-/// without a mailbox: an admin who signs in with an address at the domain would be cut off
-/// from their mail too, so the safe answer is to refuse. Aliases and distribution lists are the
-/// workspace's with an address at the domain, from the mail address read model.
+/// What still uses a domain in a workspace, for removal: decided on the write side, from the
+/// Tenant aggregate (`Tenant::domain_usage`), so an alias or member added a moment ago counts
+/// even while the read models lag.
 async fn usage_of(
     ctx: &Context<'_>,
     tenant: &TenantRow,
     name: &str,
 ) -> std::result::Result<DomainUsage, ApiError> {
-    let detail = tenant_detail(api(ctx).ledger.db(), &tenant.id).await?;
-    let mailboxes = detail
-        .map(|d| d.members)
-        .unwrap_or_default()
-        .iter()
-        .filter(|member| {
-            member
-                .email
-                .rsplit_once('@')
-                .and_then(|(_, at)| DomainName::parse(at).ok())
-                .is_some_and(|at| at.as_str() == name)
-        })
-        .count();
-    let (aliases, lists) = usage_of_domain(api(ctx).ledger.db(), &tenant.id, name).await?;
-    Ok(DomainUsage {
-        mailboxes: u32::try_from(mailboxes).unwrap_or(u32::MAX),
-        aliases,
-        lists,
-    })
+    dezky_commands::app::domains::domain_usage(&api(ctx).ledger, &tenant.id, name)
+        .await
+        .map_err(|e| ApiError::internal(&e))
 }
 
 /// Domain mutations.

@@ -3,6 +3,7 @@
 //! read model, which may lag.
 
 pub mod addresses;
+pub mod domains;
 pub mod registry;
 pub mod retry;
 pub mod tenants;

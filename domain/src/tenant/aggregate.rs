@@ -115,6 +115,30 @@ impl Tenant {
             })
     }
 
+    /// What of this workspace uses the mail domain `name` (canonical): members whose address
+    /// is there (with a mailbox or not: an admin who signs in with such an address would be cut
+    /// off too), aliases and distribution lists. The input of a domain's removal, decided on
+    /// the write side so that an alias made a moment ago counts.
+    pub fn domain_usage(&self, name: &str) -> crate::domains::DomainUsage {
+        let at = |address: &str| {
+            address
+                .rsplit_once('@')
+                .and_then(|(_, domain)| crate::domains::DomainName::parse(domain).ok())
+                .is_some_and(|domain| domain.as_str() == name)
+        };
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        crate::domains::DomainUsage {
+            mailboxes: count(self.members.values().filter(|m| at(&m.email)).count()),
+            aliases: count(self.aliases.keys().filter(|a| at(a)).count()),
+            lists: count(
+                self.mailing_lists
+                    .values()
+                    .filter(|list| at(&list.address))
+                    .count(),
+            ),
+        }
+    }
+
     /// How many admins can currently sign in.
     pub fn active_admin_count(&self) -> usize {
         self.members
