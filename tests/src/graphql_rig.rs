@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use dezky_adapters::oidc::{OidcConfig, OidcVerifier};
 use dezky_api::dev::DevKey;
-use dezky_api::graphql::{build_schema, routes, ApiContext, TokenCheck};
+use dezky_api::graphql::{build_schema, routes, ApiContext, DezkySchema, TokenCheck};
 use dezky_commands::Ledger;
 use serde_json::{json, Map, Value};
 use tokio::sync::watch;
@@ -76,13 +76,13 @@ pub fn code(response: &Value) -> Option<&str> {
     response["errors"][0]["extensions"]["code"].as_str()
 }
 
-/// Builds the booking flow over the API's ledger.
-type MakeBooking<'a> = Box<dyn FnOnce(&Ledger) -> dezky_api::graphql::booking::BookingService + 'a>;
+/// Builds the schema over the API's context and ledger.
+type MakeSchema<'a> = Box<dyn FnOnce(ApiContext, &Ledger) -> DezkySchema + 'a>;
 
 impl GraphqlApi {
     /// A fresh API on `backend` with the platform domain [`APEX`].
     pub async fn start(backend: Backend) -> Self {
-        Self::start_with(backend, None).await
+        Self::start_with(backend, Box::new(|context, _| build_schema(context))).await
     }
 
     /// A fresh API whose booking flow `booking` builds over the API's ledger (its calendar
@@ -91,10 +91,25 @@ impl GraphqlApi {
         backend: Backend,
         booking: impl FnOnce(&Ledger) -> dezky_api::graphql::booking::BookingService,
     ) -> Self {
-        Self::start_with(backend, Some(Box::new(booking))).await
+        Self::start_with(
+            backend,
+            Box::new(|context, ledger| {
+                dezky_api::graphql::build_schema_with_booking(context, booking(ledger))
+            }),
+        )
+        .await
     }
 
-    async fn start_with(backend: Backend, booking: Option<MakeBooking<'_>>) -> Self {
+    /// A fresh API serving the schema `schema` builds over the API's context and ledger (a
+    /// suite's own extension added to [`dezky_api::graphql::schema_builder`], say).
+    pub async fn start_with_schema(
+        backend: Backend,
+        schema: impl FnOnce(ApiContext, &Ledger) -> DezkySchema,
+    ) -> Self {
+        Self::start_with(backend, Box::new(schema)).await
+    }
+
+    async fn start_with(backend: Backend, make_schema: MakeSchema<'_>) -> Self {
         let db = TestDb::create(backend).await.expect("db");
         let ledger = db.open().await.expect("ledger");
         let dir = tempfile::tempdir().expect("dir");
@@ -110,10 +125,7 @@ impl GraphqlApi {
             .expect("processors");
         let mut context = ApiContext::new(ledger.clone(), processors.positions());
         context.platform_domain = APEX.into();
-        let schema = match booking {
-            Some(make) => dezky_api::graphql::build_schema_with_booking(context, make(&ledger)),
-            None => build_schema(context),
-        };
+        let schema = make_schema(context, &ledger);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
