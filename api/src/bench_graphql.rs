@@ -319,6 +319,7 @@ async fn bench(
         oidc_jwks_url: None,
         platform_admin_group: PLATFORM_ADMIN_GROUP.to_owned(),
         partner_claim: "dezky_partner_id".to_owned(),
+        edge: crate::edge::EdgeArgs::default(),
     };
     let dev_key_path = DevKey::path(scratch);
     let bound = bind(&scratch_settings, &serve_args, &dev_key_path).await?;

@@ -11,6 +11,7 @@ pub mod booking;
 pub mod cli;
 pub mod demo;
 pub mod dev;
+pub mod edge;
 pub mod graphql;
 pub mod metrics;
 pub mod processors;

@@ -63,6 +63,9 @@ pub struct ServeArgs {
     /// The claim naming the partner a partner-staff user works for.
     #[arg(long, env = "DEZKY_PARTNER_CLAIM", default_value = "dezky_partner_id")]
     pub partner_claim: String,
+    /// Limits and policies of the HTTP edge.
+    #[command(flatten)]
+    pub edge: crate::edge::EdgeArgs,
 }
 
 /// Read models more than this many events behind the ledger make the instance not ready.
@@ -194,6 +197,7 @@ pub struct Bound {
     pub dev: bool,
     listener: tokio::net::TcpListener,
     app: Router,
+    header_read_timeout: Duration,
     ledger: Ledger,
     stop: watch::Sender<bool>,
     processors: Vec<tokio::task::JoinHandle<()>>,
@@ -295,8 +299,9 @@ pub async fn bind(
         metrics: Metrics::new()?,
         read_models,
     };
-    let mut app = router(state).merge(routes(schema, tokens));
     let dev = dev_key.is_some();
+    let endpoint = args.edge.graphql_endpoint(dev);
+    let mut app = router(state).merge(routes(schema, tokens, endpoint));
     if let Some(dev_key) = dev_key {
         let jwks = dev_key.jwks();
         app = app.route(DEV_JWKS_PATH, get(move || async move { axum::Json(jwks) }));
@@ -306,6 +311,7 @@ pub async fn bind(
         dev,
         listener,
         app,
+        header_read_timeout: args.edge.header_read_timeout(),
         ledger,
         stop,
         processors,
@@ -320,12 +326,17 @@ impl Bound {
         until: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let stop = self.stop;
-        let server = axum::serve(self.listener, self.app).with_graceful_shutdown(async move {
-            until.await;
-            tracing::info!("shutting down");
-            let _ = stop.send(true);
-        });
-        server.await?;
+        crate::edge::serve(
+            self.listener,
+            self.app,
+            self.header_read_timeout,
+            async move {
+                until.await;
+                tracing::info!("shutting down");
+                let _ = stop.send(true);
+            },
+        )
+        .await;
         // Let the processors finish their current step, but never hang the shutdown.
         let processors = self.processors;
         let _ = tokio::time::timeout(Duration::from_secs(SHUTDOWN_GRACE_SECS), async {

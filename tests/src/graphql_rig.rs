@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use dezky_adapters::oidc::{OidcConfig, OidcVerifier};
 use dezky_api::dev::DevKey;
+use dezky_api::graphql::http::{GraphqlEndpoint, Introspection};
 use dezky_api::graphql::{build_schema, routes, ApiContext, DezkySchema, TokenCheck};
 use dezky_commands::Ledger;
 use serde_json::{json, Map, Value};
@@ -130,7 +131,19 @@ impl GraphqlApi {
             .await
             .expect("bind");
         let address = listener.local_addr().expect("address");
-        tokio::spawn(async move { axum::serve(listener, routes(schema, tokens)).await });
+        // The server `dezky serve` runs (its accept loop and the endpoint's limits), with
+        // introspection for callers with a token, as in development.
+        let app = routes(
+            schema,
+            tokens,
+            GraphqlEndpoint::new(Introspection::Authenticated),
+        );
+        tokio::spawn(dezky_api::edge::serve(
+            listener,
+            app,
+            std::time::Duration::from_millis(dezky_api::edge::DEFAULT_HEADER_READ_TIMEOUT_MS),
+            std::future::pending(),
+        ));
         Self {
             url: format!("http://{address}/graphql"),
             ledger,

@@ -1,10 +1,13 @@
 //! Hostile GraphQL documents: fragment fan-out, alias floods, deep nesting, huge documents,
-//! many root fields, nested pages and fragment cycles. Each is refused with its code before
-//! the library validates it — shown by counting, in-process, the validations and field
-//! resolutions the schema performs (none), never by timing. Legitimate documents still run.
+//! many root fields, nested pages, fragment cycles and introspection without a token. Each is
+//! refused with its code before the library validates it — shown by counting, in-process,
+//! the validations and field resolutions the schema performs (none), never by timing — and
+//! `/healthz` keeps answering while eight of them run at once against the real server. The
+//! legitimate documents (the portals' queries, the explorer's introspection query) still run.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextResolve, NextValidation, ResolveInfo,
@@ -13,6 +16,7 @@ use async_graphql::{ServerError, ServerResult, ValidationResult, Value as GqlVal
 use dezky_api::graphql::guard::{self, MAX_QUERY_DOCUMENT_BYTES};
 use dezky_api::graphql::{schema_builder, DezkySchema};
 use dezky_tests::graphql_rig::{code, GraphqlApi};
+use dezky_tests::server_rig::DevServer;
 use dezky_tests::Backend;
 use serde_json::{json, Value};
 
@@ -287,4 +291,115 @@ async fn a_fragment_that_spreads_itself_is_refused_before_validation() {
             .is_some_and(|m| m.contains("spreads itself")),
         "{response}"
     );
+}
+
+/// The introspection query GraphQL tools send (graphql-js `getIntrospectionQuery` with input
+/// value deprecation, a type reference unwrapped nine times).
+const TOOLS_INTROSPECTION: &str = r#"
+query IntrospectionQuery {
+  __schema {
+    queryType { name }
+    mutationType { name }
+    subscriptionType { name }
+    types { ...FullType }
+    directives {
+      name description locations
+      args(includeDeprecated: true) { ...InputValue }
+    }
+  }
+}
+fragment FullType on __Type {
+  kind name description
+  fields(includeDeprecated: true) {
+    name description
+    args(includeDeprecated: true) { ...InputValue }
+    type { ...TypeRef }
+    isDeprecated deprecationReason
+  }
+  inputFields(includeDeprecated: true) { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue {
+  name description type { ...TypeRef } defaultValue isDeprecated deprecationReason
+}
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+    ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+      ofType { kind name } } } } } } } } }
+}
+"#;
+
+#[tokio::test]
+async fn introspection_is_refused_to_anonymous_callers_and_answered_to_authenticated_ones() {
+    let rig = rig().await;
+    for query in [
+        "{ __schema { queryType { name } } }",
+        "{ __type(name: \"Query\") { name } }",
+        "query { ...S } fragment S on Query { __schema { types { name } } }",
+        TOOLS_INTROSPECTION,
+    ] {
+        rig.refused(None, query, "INTROSPECTION_DISABLED").await;
+        rig.refused(Some("not-a-token"), query, "INTROSPECTION_DISABLED")
+            .await;
+    }
+    // `__typename` is not introspection.
+    let typename = rig.api.post(None, "{ __typename }", json!({})).await;
+    assert_eq!(typename["data"]["__typename"], "Query", "{typename}");
+    // The tools' query passes every limit and answers a caller with a token.
+    let answered = rig
+        .api
+        .post(Some(&rig.api.operator()), TOOLS_INTROSPECTION, json!({}))
+        .await;
+    assert_eq!(answered["errors"], Value::Null, "{answered}");
+    assert_eq!(answered["data"]["__schema"]["queryType"]["name"], "Query");
+}
+
+#[tokio::test]
+async fn health_checks_answer_while_eight_hostile_queries_run_at_once() {
+    let server = DevServer::start(&[]).await;
+    let hostile = Arc::new([fan_out(22, 2), fan_out(23, 64), {
+        let aliases: String = (0..100).map(|i| format!(" a{i}: __typename")).collect();
+        format!(
+            "query {{ ...B }} fragment A on Query {{{aliases} }} fragment B on Query {{{} }}",
+            " ...A".repeat(1_000)
+        )
+    }]);
+    let server = Arc::new(server);
+    let senders: Vec<_> = (0..8)
+        .map(|i| {
+            let (server, hostile) = (server.clone(), hostile.clone());
+            tokio::spawn(async move {
+                for round in 0..25 {
+                    let query = &hostile[(i + round) % hostile.len()];
+                    let (status, body) = server.graphql(None, query).await;
+                    assert_eq!(status, 200, "{body}");
+                    assert!(
+                        matches!(code(&body), Some("QUERY_TOO_COMPLEX" | "QUERY_TOO_LARGE")),
+                        "{body}"
+                    );
+                }
+            })
+        })
+        .collect();
+    let client = reqwest::Client::builder()
+        // A generous bound on "answered at all", not a latency target.
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let mut answered = 0;
+    while !senders.iter().all(|sender| sender.is_finished()) || answered == 0 {
+        let health = client
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .expect("healthz answers");
+        assert_eq!(health.status(), 200);
+        answered += 1;
+    }
+    for sender in senders {
+        sender.await.expect("hostile sender");
+    }
 }

@@ -5,6 +5,7 @@ pub mod booking;
 pub mod domains;
 pub mod error;
 pub mod guard;
+pub mod http;
 pub mod mail;
 pub mod operations;
 pub mod schema;
@@ -16,9 +17,9 @@ use std::time::Duration;
 
 use async_graphql::http::{playground_source, GraphQLPlaygroundConfig};
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::body::Body;
 use axum::http::HeaderMap;
-use axum::response::Html;
+use axum::response::{Html, IntoResponse, Response};
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::CqrsFramework;
 use dezky_adapters::oidc::OidcVerifier;
@@ -228,22 +229,33 @@ impl TokenCheck {
     }
 }
 
-/// POST /graphql.
+/// What the `/graphql` handlers reach.
+#[derive(Clone)]
+pub struct GraphqlState {
+    /// The schema.
+    pub schema: DezkySchema,
+    /// How access tokens are checked.
+    pub tokens: TokenCheck,
+    /// The endpoint's limits and introspection policy.
+    pub endpoint: http::GraphqlEndpoint,
+}
+
+/// POST /graphql: reads the request (refusing what is not one, typed), authenticates it,
+/// decides whether it may introspect, and executes it.
 pub async fn graphql_handler(
-    axum::extract::State((schema, tokens)): axum::extract::State<(DezkySchema, TokenCheck)>,
+    axum::extract::State(state): axum::extract::State<GraphqlState>,
     headers: HeaderMap,
-    request: GraphQLRequest,
-) -> GraphQLResponse {
-    let authentication = tokens.authenticate(&headers).await;
-    schema
-        .execute(
-            request
-                .into_inner()
-                .data(authentication)
-                .data(booking::ClientKey::from_headers(&headers)),
-        )
-        .await
-        .into()
+    body: Body,
+) -> Response {
+    let request = match http::read_request(&headers, body, state.endpoint.body_read_timeout).await {
+        Ok(request) => request,
+        Err(refused) => return refused.into_response(),
+    };
+    let authentication = state.tokens.authenticate(&headers).await;
+    let mut request = request.data(booking::ClientKey::from_headers(&headers));
+    request.introspection_mode = state.endpoint.introspection_mode(&authentication);
+    let response = state.schema.execute(request.data(authentication)).await;
+    http::graphql_response(response)
 }
 
 /// GET /graphql: the playground.
@@ -251,12 +263,19 @@ pub async fn playground() -> Html<String> {
     Html(playground_source(GraphQLPlaygroundConfig::new("/graphql")))
 }
 
-/// The `/graphql` routes (POST queries, GET playground) for a schema and token check.
-pub fn routes(schema: DezkySchema, tokens: TokenCheck) -> axum::Router {
+/// The `/graphql` routes (POST queries behind the endpoint's limits, GET playground) for a
+/// schema, token check and endpoint policy.
+pub fn routes(
+    schema: DezkySchema,
+    tokens: TokenCheck,
+    endpoint: http::GraphqlEndpoint,
+) -> axum::Router {
+    let queries = endpoint.bound(axum::routing::post(graphql_handler));
     axum::Router::new()
-        .route(
-            "/graphql",
-            axum::routing::get(playground).post(graphql_handler),
-        )
-        .with_state((schema, tokens))
+        .route("/graphql", axum::routing::get(playground).merge(queries))
+        .with_state(GraphqlState {
+            schema,
+            tokens,
+            endpoint,
+        })
 }
