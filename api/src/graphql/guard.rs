@@ -598,13 +598,22 @@ pub fn paginated_fields(sdl: &str) -> HashSet<String> {
 /// reuses) its cost.
 pub fn check(request: &mut Request, paginated: &HashSet<String>) -> Result<(), Refusal> {
     check_text(&request.query)?;
-    let variables = request.variables.clone();
     let introspection = request.introspection_mode;
-    let document = request.parsed_query().map_err(|error| {
-        let pos = error.locations.first().copied();
-        Refusal::new(Code::GraphqlParseFailed, parse_message(&error.message), pos)
-    })?;
-    judge(&measure(document, &variables, paginated)?, introspection)
+    // Parsing borrows the request whole; the variables step aside meanwhile (up to the body
+    // limit in size, they are not copied).
+    let variables = std::mem::take(&mut request.variables);
+    let judged = match request.parsed_query() {
+        Ok(document) => {
+            measure(document, &variables, paginated).and_then(|cost| judge(&cost, introspection))
+        }
+        Err(error) => Err(Refusal::new(
+            Code::GraphqlParseFailed,
+            parse_message(&error.message),
+            error.locations.first().copied(),
+        )),
+    };
+    request.variables = variables;
+    judged
 }
 
 /// The parser's message without its source excerpt (the client has the source; the location
