@@ -185,6 +185,14 @@ async fn slow_request_headers_are_cut_off_after_the_header_read_timeout() {
     .await;
     assert!(closed.is_ok(), "the connection stayed open");
     drip.abort();
+    // A connection that sends nothing at all is closed alike.
+    let mut silent = TcpStream::connect(server.address).await.expect("connect");
+    let mut buffer = [0u8; 64];
+    let closed = tokio::time::timeout(ANSWERED_WITHIN, silent.read(&mut buffer)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0) | Err(_))),
+        "the silent connection stayed open"
+    );
     // The server still serves complete requests.
     let (status, body) = server.graphql(None, "{ __typename }").await;
     assert_eq!(
@@ -243,6 +251,14 @@ async fn a_body_that_is_not_json_is_refused_with_415() {
         assert_eq!(status, 200, "{content_type}: {body}");
         assert_eq!(body["data"]["__typename"], "Query");
     }
+    // The page at GET /graphql is not behind the POST's limits.
+    let page = reqwest::get(server.url("/graphql")).await.expect("page");
+    assert_eq!(page.status(), 200);
+    assert!(page
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html")));
 }
 
 #[tokio::test]
@@ -410,6 +426,7 @@ async fn health_checks_answer_while_graphql_is_saturated_and_the_excess_is_shed(
     assert!(ready["ready"].is_boolean(), "{ready}");
     // Once the slot is free, GraphQL answers again.
     drop(held);
+    let deadline = tokio::time::Instant::now() + ANSWERED_WITHIN;
     loop {
         let (status, body) = server.graphql(None, "{ __typename }").await;
         if status == 200 {
