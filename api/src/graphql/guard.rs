@@ -44,8 +44,8 @@ use dezky_projections::tenants::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 use super::error::{ApiError, Code};
 
-/// The longest query document accepted, in bytes (the portals' longest is under 2 KiB; the
-/// explorer's introspection query about 2 KiB).
+/// The longest query document accepted, in bytes (the API suites' longest query is under
+/// 1 KiB, the introspection query of GraphQL tools under 2 KiB).
 pub const MAX_QUERY_DOCUMENT_BYTES: usize = 16 * 1024;
 /// The deepest nesting of `{`, `[` and `(` in the document's text, checked before parsing: the
 /// parser recurses on nested values and would exhaust its stack long before other limits.
