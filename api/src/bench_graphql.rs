@@ -320,6 +320,7 @@ async fn bench(
         platform_admin_group: PLATFORM_ADMIN_GROUP.to_owned(),
         partner_claim: "dezky_partner_id".to_owned(),
         trusted_proxies: Default::default(),
+        edge: crate::edge::EdgeArgs::default(),
     };
     let dev_key_path = DevKey::path(scratch);
     let bound = bind(&scratch_settings, &serve_args, &dev_key_path).await?;

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod client;
 pub mod demo;
 pub mod dev;
+pub mod edge;
 pub mod explorer;
 pub mod graphql;
 pub mod metrics;

@@ -67,6 +67,9 @@ pub struct ServeArgs {
     /// CIDR ranges (`10.0.0.0/8,fd00::/8`). Empty: the TCP peer is the client.
     #[arg(long, env = "DEZKY_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: crate::client::TrustedProxies,
+    /// Limits and policies of the HTTP edge.
+    #[command(flatten)]
+    pub edge: crate::edge::EdgeArgs,
 }
 
 /// Read models more than this many events behind the ledger make the instance not ready.
@@ -198,6 +201,7 @@ pub struct Bound {
     pub dev: bool,
     listener: tokio::net::TcpListener,
     app: Router,
+    header_read_timeout: Duration,
     ledger: Ledger,
     stop: watch::Sender<bool>,
     processors: Vec<tokio::task::JoinHandle<()>>,
@@ -300,8 +304,9 @@ pub async fn bind(
         metrics: Metrics::new()?,
         read_models,
     };
-    let mut app = router(state).merge(routes(schema, tokens));
     let dev = dev_key.is_some();
+    let endpoint = args.edge.graphql_endpoint(dev);
+    let mut app = router(state).merge(routes(schema, tokens, endpoint));
     if let Some(dev_key) = dev_key {
         let jwks = dev_key.jwks();
         app = app.route(DEV_JWKS_PATH, get(move || async move { axum::Json(jwks) }));
@@ -311,6 +316,7 @@ pub async fn bind(
         dev,
         listener,
         app,
+        header_read_timeout: args.edge.header_read_timeout(),
         ledger,
         stop,
         processors,
@@ -325,13 +331,17 @@ impl Bound {
         until: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let stop = self.stop;
-        let app = self.app.into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
-            until.await;
-            tracing::info!("shutting down");
-            let _ = stop.send(true);
-        });
-        server.await?;
+        crate::edge::serve(
+            self.listener,
+            self.app,
+            self.header_read_timeout,
+            async move {
+                until.await;
+                tracing::info!("shutting down");
+                let _ = stop.send(true);
+            },
+        )
+        .await;
         // Let the processors finish their current step, but never hang the shutdown.
         let processors = self.processors;
         let _ = tokio::time::timeout(Duration::from_secs(SHUTDOWN_GRACE_SECS), async {

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 
 use dezky_adapters::oidc::{OidcConfig, OidcVerifier};
 use dezky_api::dev::DevKey;
-use dezky_api::graphql::{build_schema, routes, ApiContext, TokenCheck};
+use dezky_api::graphql::http::{GraphqlEndpoint, Introspection};
+use dezky_api::graphql::{build_schema, routes, ApiContext, DezkySchema, TokenCheck};
 use dezky_commands::Ledger;
 use serde_json::{json, Map, Value};
 use tokio::sync::watch;
@@ -78,19 +79,24 @@ pub fn code(response: &Value) -> Option<&str> {
     response["errors"][0]["extensions"]["code"].as_str()
 }
 
-/// Builds the booking flow over the API's ledger.
-type MakeBooking<'a> = Box<dyn FnOnce(&Ledger) -> dezky_api::graphql::booking::BookingService + 'a>;
+/// Builds the schema over the API's context and ledger.
+type MakeSchema<'a> = Box<dyn FnOnce(ApiContext, &Ledger) -> DezkySchema + 'a>;
 
 impl GraphqlApi {
     /// A fresh API on `backend` with the platform domain [`APEX`].
     pub async fn start(backend: Backend) -> Self {
-        Self::start_with(backend, None, "").await
+        Self::start_with(backend, Box::new(|context, _| build_schema(context)), "").await
     }
 
     /// A fresh API that believes `X-Forwarded-For` from the proxies in `trusted_proxies`
     /// (the `DEZKY_TRUSTED_PROXIES` syntax).
     pub async fn start_behind_proxies(backend: Backend, trusted_proxies: &str) -> Self {
-        Self::start_with(backend, None, trusted_proxies).await
+        Self::start_with(
+            backend,
+            Box::new(|context, _| build_schema(context)),
+            trusted_proxies,
+        )
+        .await
     }
 
     /// A fresh API whose booking flow `booking` builds over the API's ledger (its calendar
@@ -99,12 +105,28 @@ impl GraphqlApi {
         backend: Backend,
         booking: impl FnOnce(&Ledger) -> dezky_api::graphql::booking::BookingService,
     ) -> Self {
-        Self::start_with(backend, Some(Box::new(booking)), "").await
+        Self::start_with(
+            backend,
+            Box::new(|context, ledger| {
+                dezky_api::graphql::build_schema_with_booking(context, booking(ledger))
+            }),
+            "",
+        )
+        .await
+    }
+
+    /// A fresh API serving the schema `schema` builds over the API's context and ledger (a
+    /// suite's own extension added to [`dezky_api::graphql::schema_builder`], say).
+    pub async fn start_with_schema(
+        backend: Backend,
+        schema: impl FnOnce(ApiContext, &Ledger) -> DezkySchema,
+    ) -> Self {
+        Self::start_with(backend, Box::new(schema), "").await
     }
 
     async fn start_with(
         backend: Backend,
-        booking: Option<MakeBooking<'_>>,
+        make_schema: MakeSchema<'_>,
         trusted_proxies: &str,
     ) -> Self {
         let db = TestDb::create(backend).await.expect("db");
@@ -123,17 +145,24 @@ impl GraphqlApi {
         let mut context = ApiContext::new(ledger.clone(), processors.positions());
         context.platform_domain = APEX.into();
         context.trusted_proxies = trusted_proxies.parse().expect("trusted proxies");
-        let schema = match booking {
-            Some(make) => dezky_api::graphql::build_schema_with_booking(context, make(&ledger)),
-            None => build_schema(context),
-        };
+        let schema = make_schema(context, &ledger);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let address = listener.local_addr().expect("address");
-        // With the peer address, as `dezky serve` hands it to the handlers.
-        let app = routes(schema, tokens).into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        // The server `dezky serve` runs (its accept loop and the endpoint's limits), with
+        // introspection for callers with a token, as in development.
+        let app = routes(
+            schema,
+            tokens,
+            GraphqlEndpoint::new(Introspection::Authenticated),
+        );
+        tokio::spawn(dezky_api::edge::serve(
+            listener,
+            app,
+            std::time::Duration::from_millis(dezky_api::edge::DEFAULT_HEADER_READ_TIMEOUT_MS),
+            std::future::pending(),
+        ));
         Self {
             url: format!("http://{address}/graphql"),
             ledger,

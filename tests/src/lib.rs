@@ -8,6 +8,7 @@ pub mod mailer_fake;
 pub mod peer_process;
 pub mod radicale;
 pub mod saga_rig;
+pub mod server_rig;
 pub mod smtp_server;
 pub mod stalwart;
 

@@ -1,6 +1,15 @@
 //! The one API error type: every failure a client can see, with a stable `extensions.code`.
 
-use async_graphql::ErrorExtensions;
+use std::sync::Arc;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextRequest,
+    NextValidation,
+};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{
+    ErrorExtensions, Pos, Response, ServerError, ServerResult, ValidationResult, Variables,
+};
 use dezky_domain::tenant::{PlatformFlagError, SlugClaimError, TenantError};
 use dezky_projections::tenants::QueryError;
 
@@ -27,6 +36,34 @@ pub enum Code {
     Unavailable,
     /// Our fault; details are in the server log, never in the response.
     Internal,
+    /// The query document is too long, or selects too many aliases or root fields
+    /// (`graphql::guard`).
+    QueryTooLarge,
+    /// The query nests fields, selections or brackets too deeply (`graphql::guard`).
+    QueryTooDeep,
+    /// The query selects too many fields once fragments are expanded and pages counted
+    /// (`graphql::guard`).
+    QueryTooComplex,
+    /// The query asks for `__schema` or `__type`, which this caller may not.
+    IntrospectionDisabled,
+    /// The query is not GraphQL (a syntax error).
+    GraphqlParseFailed,
+    /// The query is GraphQL but not valid against the schema (an unknown field, a missing
+    /// argument, a literal of the wrong type).
+    GraphqlValidationFailed,
+    /// A variable or argument value cannot be read as its type.
+    BadUserInput,
+    /// The HTTP request is not a GraphQL request: malformed JSON, a wrong shape, a batch, no
+    /// operation to run.
+    BadRequest,
+    /// The request body is longer than the endpoint accepts (HTTP 413).
+    PayloadTooLarge,
+    /// The request body is not JSON (HTTP 415).
+    UnsupportedMediaType,
+    /// The request body did not arrive in time (HTTP 408).
+    RequestTimeout,
+    /// Too many requests are being served; retry later (HTTP 503).
+    Overloaded,
 }
 
 impl Code {
@@ -42,6 +79,18 @@ impl Code {
             Code::Unauthenticated => "UNAUTHENTICATED",
             Code::Unavailable => "UNAVAILABLE",
             Code::Internal => "INTERNAL",
+            Code::QueryTooLarge => "QUERY_TOO_LARGE",
+            Code::QueryTooDeep => "QUERY_TOO_DEEP",
+            Code::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            Code::IntrospectionDisabled => "INTROSPECTION_DISABLED",
+            Code::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
+            Code::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+            Code::BadUserInput => "BAD_USER_INPUT",
+            Code::BadRequest => "BAD_REQUEST",
+            Code::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Code::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Code::RequestTimeout => "REQUEST_TIMEOUT",
+            Code::Overloaded => "OVERLOADED",
         }
     }
 }
@@ -78,6 +127,23 @@ impl ApiError {
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(%cause, "request failed");
         Self::new(Code::Internal, "internal error")
+    }
+
+    /// The error as the GraphQL library carries it, at `pos` in the document.
+    pub fn into_server_error(self, pos: Option<Pos>) -> ServerError {
+        let mut error = ServerError::new(self.message, pos);
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", self.code.as_str());
+        error
+    }
+
+    /// The error as a GraphQL response body with no data (a request error).
+    pub fn into_json_body(self) -> serde_json::Value {
+        serde_json::json!({
+            "errors": [{"message": self.message, "extensions": {"code": self.code.as_str()}}]
+        })
     }
 }
 
@@ -183,5 +249,160 @@ where
             ApiError::new(Code::Unavailable, "the store is unavailable; try again")
         }
         other => ApiError::internal(&other),
+    }
+}
+
+/// Where in a request's life the GraphQL library refused it, which decides the code of an
+/// error that arrives without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Parsing and the library's pre-validation checks.
+    Parse,
+    /// Validation against the schema (its depth and complexity limits included).
+    Validation,
+    /// Execution: resolvers set their own codes; the library's own errors there are about
+    /// argument and variable values (a required variable left out).
+    Execution,
+    /// Anything else (choosing the operation to run).
+    Request,
+}
+
+/// Gives the code `phase` implies to an error that has none, with a message that names
+/// nothing internal; an error that already has a code is left alone.
+fn type_library_error(error: &mut ServerError, phase: Phase) {
+    if error
+        .extensions
+        .as_ref()
+        .is_some_and(|extensions| extensions.get("code").is_some())
+    {
+        return;
+    }
+    let (code, message) = match phase {
+        Phase::Parse if error.message.starts_with("The recursion depth") => (
+            Code::QueryTooDeep,
+            format!(
+                "selections may nest at most {} levels deep, fragments included",
+                super::guard::MAX_SELECTION_NESTING
+            ),
+        ),
+        Phase::Parse if error.message.starts_with("The number of directives") => (
+            Code::QueryTooLarge,
+            format!(
+                "at most {} directives per selection",
+                super::guard::MAX_QUERY_DIRECTIVES_PER_SELECTION
+            ),
+        ),
+        Phase::Parse => (
+            Code::GraphqlParseFailed,
+            super::guard::parse_message(&error.message),
+        ),
+        Phase::Validation if error.message == "Query is too complex." => {
+            (Code::QueryTooComplex, "the query is too complex".to_owned())
+        }
+        Phase::Validation if error.message == "Query is nested too deep." => (
+            Code::QueryTooDeep,
+            "the query is nested too deep".to_owned(),
+        ),
+        // A value the request supplies (a variable's or an argument's) that is not of its
+        // type is the caller's input, whichever rule found it.
+        Phase::Validation if error.message.starts_with("Invalid value for argument") => {
+            (Code::BadUserInput, public_message(&error.message))
+        }
+        Phase::Validation => (
+            Code::GraphqlValidationFailed,
+            public_message(&error.message),
+        ),
+        Phase::Execution => (Code::BadUserInput, public_message(&error.message)),
+        Phase::Request => (Code::BadRequest, public_message(&error.message)),
+    };
+    error.message = message;
+    error.source = None;
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code.as_str());
+}
+
+/// A library message as a client may read it: GraphQL names (types, fields, arguments,
+/// variables) are the client's own vocabulary and stay; anything that reads as Rust (a module
+/// path, Debug output, a serde message) is replaced by a sentence that names nothing.
+fn public_message(message: &str) -> String {
+    const INTERNAL: [&str; 8] = [
+        "::",
+        "serde",
+        "Uuid",
+        "invalid type:",
+        "Some(",
+        "None",
+        " { ",
+        "Error(",
+    ];
+    if INTERNAL.iter().any(|marker| message.contains(marker)) {
+        "a value in the request cannot be read as the type the schema expects".to_owned()
+    } else {
+        message.to_owned()
+    }
+}
+
+/// The one place where errors the GraphQL library produces itself (parse and validation
+/// errors, argument and variable values it cannot read, a missing operation) get their
+/// `extensions.code` and a message that names nothing internal: each phase's errors are typed
+/// as they leave it.
+#[derive(Default)]
+pub struct TypedErrors;
+
+impl ExtensionFactory for TypedErrors {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(TypedErrors)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for TypedErrors {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        for error in &mut response.errors {
+            type_library_error(error, Phase::Request);
+        }
+        response
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        next.run(ctx, query, variables).await.map_err(|mut error| {
+            type_library_error(&mut error, Phase::Parse);
+            error
+        })
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|mut errors| {
+            for error in &mut errors {
+                type_library_error(error, Phase::Validation);
+            }
+            errors
+        })
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let mut response = next.run(ctx, operation_name).await;
+        for error in &mut response.errors {
+            type_library_error(error, Phase::Execution);
+        }
+        response
     }
 }

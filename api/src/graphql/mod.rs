@@ -4,6 +4,8 @@ pub mod authz;
 pub mod booking;
 pub mod domains;
 pub mod error;
+pub mod guard;
+pub mod http;
 pub mod mail;
 pub mod operations;
 pub mod schema;
@@ -13,9 +15,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::{EmptySubscription, Schema};
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+use axum::body::Body;
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use dezky_adapters::oidc::OidcVerifier;
 use dezky_commands::app::registry::framework;
 use dezky_commands::Ledger;
@@ -32,10 +35,7 @@ pub type DezkySchema = Schema<Query, Mutation, EmptySubscription>;
 /// cqrs-es over the ledger for one aggregate (the registry's, with its upcasters).
 pub type Cqrs<A> = dezky_commands::app::registry::Cqrs<A>;
 
-/// Deepest query accepted.
-pub const MAX_QUERY_DEPTH: usize = 10;
-/// Costliest query accepted (async-graphql's complexity: one per field, times page sizes).
-pub const MAX_QUERY_COMPLEXITY: usize = 2_000;
+pub use guard::{MAX_QUERY_COMPLEXITY, MAX_QUERY_DEPTH};
 
 /// The source of timestamps for command contexts (the domain has no clock).
 #[derive(Clone, Default)]
@@ -135,13 +135,24 @@ impl ApiContext {
     }
 }
 
-/// Builds the schema with its limits.
-pub fn build_schema(context: ApiContext) -> DezkySchema {
+/// The schema with its limits, not yet finished (so a test can add an extension of its own):
+/// the query guard refuses costly documents before the library validates them, the library's
+/// own limits stay behind it as a second line (its depth limit at introspection's, which the
+/// guard keeps to introspection), and every error the library produces gets its code.
+pub fn schema_builder(context: ApiContext) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(context)
-        .limit_depth(MAX_QUERY_DEPTH)
+        .extension(guard::QueryGuard::default())
+        .extension(error::TypedErrors)
+        .limit_depth(guard::MAX_INTROSPECTION_DEPTH)
         .limit_complexity(MAX_QUERY_COMPLEXITY)
-        .finish()
+        .limit_recursive_depth(guard::MAX_SELECTION_NESTING)
+        .limit_directives(guard::MAX_QUERY_DIRECTIVES_PER_SELECTION)
+}
+
+/// Builds the schema with its limits.
+pub fn build_schema(context: ApiContext) -> DezkySchema {
+    schema_builder(context).finish()
 }
 
 /// Builds the schema with its limits and the booking flow (with its calendar server).
@@ -149,12 +160,7 @@ pub fn build_schema_with_booking(
     context: ApiContext,
     booking: booking::BookingService,
 ) -> DezkySchema {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .data(context)
-        .data(booking)
-        .limit_depth(MAX_QUERY_DEPTH)
-        .limit_complexity(MAX_QUERY_COMPLEXITY)
-        .finish()
+    schema_builder(context).data(booking).finish()
 }
 
 /// The SDL, as committed in `api/schema.graphql`.
@@ -215,30 +221,50 @@ impl TokenCheck {
     }
 }
 
-/// POST /graphql.
-pub async fn graphql_handler(
-    axum::extract::State((schema, tokens)): axum::extract::State<(DezkySchema, TokenCheck)>,
-    extensions: axum::http::Extensions,
-    headers: HeaderMap,
-    request: GraphQLRequest,
-) -> GraphQLResponse {
-    let authentication = tokens.authenticate(&headers).await;
-    schema
-        .execute(
-            request
-                .into_inner()
-                .data(authentication)
-                .data(crate::client::RequestOrigin::of(&extensions, &headers)),
-        )
-        .await
-        .into()
+/// What the `/graphql` handlers reach.
+#[derive(Clone)]
+pub struct GraphqlState {
+    /// The schema.
+    pub schema: DezkySchema,
+    /// How access tokens are checked.
+    pub tokens: TokenCheck,
+    /// The endpoint's limits and introspection policy.
+    pub endpoint: http::GraphqlEndpoint,
 }
 
-/// The `/graphql` routes (POST queries, GET the explorer and its assets) for a schema and
-/// token check.
-pub fn routes(schema: DezkySchema, tokens: TokenCheck) -> axum::Router {
+/// POST /graphql: reads the request (refusing what is not one, typed), authenticates it,
+/// decides whether it may introspect, and executes it.
+pub async fn graphql_handler(
+    axum::extract::State(state): axum::extract::State<GraphqlState>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let request = match http::read_request(&headers, body, state.endpoint.body_read_timeout).await {
+        Ok(request) => request,
+        Err(refused) => return refused.into_response(),
+    };
+    let authentication = state.tokens.authenticate(&headers).await;
+    let mut request = request.data(crate::client::RequestOrigin::of(&extensions, &headers));
+    request.introspection_mode = state.endpoint.introspection_mode(&authentication);
+    let response = state.schema.execute(request.data(authentication)).await;
+    http::graphql_response(response)
+}
+
+/// The `/graphql` routes (POST queries behind the endpoint's limits; GET the explorer and its
+/// assets) for a schema, token check and endpoint policy.
+pub fn routes(
+    schema: DezkySchema,
+    tokens: TokenCheck,
+    endpoint: http::GraphqlEndpoint,
+) -> axum::Router {
+    let queries = endpoint.bound(axum::routing::post(graphql_handler));
     axum::Router::new()
-        .route("/graphql", axum::routing::post(graphql_handler))
-        .with_state((schema, tokens))
+        .route("/graphql", queries)
+        .with_state(GraphqlState {
+            schema,
+            tokens,
+            endpoint,
+        })
         .merge(crate::explorer::routes())
 }
