@@ -11,7 +11,7 @@
 //!   ([`LinkKey`]): the receipt of `bookSlot` carries it, and only the attendee has it; a link
 //!   that does not verify is `FORBIDDEN`. Each is rate-limited per client
 //!   ([`crate::client::PUBLIC_READS_PER_MINUTE`], [`crate::client::PUBLIC_WRITES_PER_MINUTE`]; over the limit the code is
-//!   [`RATE_LIMITED`]). They reveal a host's free times, never who booked them.
+//!   `RATE_LIMITED`). They reveal a host's free times, never who booked them.
 //! * **Everything else** needs standing in the workspace that may change its settings
 //!   (operators, the owning partner, the workspace's admins; [`authz::may_read_settings`]); a
 //!   caller without it gets `FORBIDDEN` whether the workspace or booking exists or not, and a
@@ -25,7 +25,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, ErrorExtensions, InputObject, Object, SimpleObject, ID};
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use dezky_adapters::caldav::CalDav;
 use dezky_commands::booking::{
@@ -44,9 +44,6 @@ use super::schema::{api, auth, find_tenant, page, read_your_writes_timeout};
 use crate::client::{ClientAddress, RequestOrigin};
 
 type Result<T> = std::result::Result<T, async_graphql::Error>;
-
-/// The code of a public call over its rate limit.
-pub const RATE_LIMITED: &str = "RATE_LIMITED";
 
 /// What a signed link signs: the purpose and version, then the booking id, so a MAC for
 /// anything else the key may ever sign cannot stand in for a booking link.
@@ -182,10 +179,11 @@ fn rate_limit(ctx: &Context<'_>, kind: Kind) -> Result<()> {
     if limiter.allow(client) {
         Ok(())
     } else {
-        Err(
-            async_graphql::Error::new("too many requests; try again in a minute")
-                .extend_with(|_, ext| ext.set("code", RATE_LIMITED)),
+        Err(ApiError::new(
+            Code::RateLimited,
+            "too many requests; try again in a minute",
         )
+        .into())
     }
 }
 

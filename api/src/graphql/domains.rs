@@ -19,12 +19,13 @@
 //! # Error codes
 //!
 //! Refusals of the Domain aggregate carry their own stable `extensions.code`, so a portal can
-//! say exactly what is wrong: [`INVALID_DOMAIN`], [`DOMAIN_TAKEN`], [`DOMAIN_ALREADY_ADDED`],
-//! [`PLATFORM_DOMAIN_RESERVED`], [`PLATFORM_SUBDOMAIN_RESERVED`], [`DOMAIN_NOT_PROVISIONED`],
-//! [`DOMAIN_IN_USE`] (with the counts in `extensions.usage`); a domain the workspace does not
-//! have is `NOT_FOUND`. Everything else uses the codes of [`super::error::Code`].
+//! say exactly what is wrong: `INVALID_DOMAIN`, `DOMAIN_TAKEN`, `DOMAIN_ALREADY_ADDED`,
+//! `PLATFORM_DOMAIN_RESERVED`, `PLATFORM_SUBDOMAIN_RESERVED`, `DOMAIN_NOT_PROVISIONED`,
+//! `DOMAIN_IN_USE` (with the counts in `extensions.usage`); a domain the workspace does not
+//! have is `NOT_FOUND`. All are declared, and mapped from `DomainError`, in
+//! [`super::error`].
 
-use async_graphql::{Context, Enum, ErrorExtensions, Object, SimpleObject, ID};
+use async_graphql::{Context, Enum, Object, SimpleObject, ID};
 use cqrs_es::AggregateError;
 use dezky_domain::domains::{
     CheckOutcome, DmarcPolicy, DomainCommand, DomainContext, DomainError, DomainName, DomainStatus,
@@ -41,21 +42,6 @@ use super::schema::{api, auth, find_tenant, read_your_writes_timeout, Tenant};
 use dezky_commands::app::retry::execute_with_retry;
 
 type Result<T> = std::result::Result<T, async_graphql::Error>;
-
-/// Not a domain name a workspace can add (empty, not IDNA, too long, a bare label, …).
-pub const INVALID_DOMAIN: &str = "INVALID_DOMAIN";
-/// Another workspace has the domain (which one is that workspace's business).
-pub const DOMAIN_TAKEN: &str = "DOMAIN_TAKEN";
-/// This workspace has the domain already.
-pub const DOMAIN_ALREADY_ADDED: &str = "DOMAIN_ALREADY_ADDED";
-/// The platform's own apex domain, which only the platform tenant may add.
-pub const PLATFORM_DOMAIN_RESERVED: &str = "PLATFORM_DOMAIN_RESERVED";
-/// A name under the platform's apex: those are the workspaces' service domains.
-pub const PLATFORM_SUBDOMAIN_RESERVED: &str = "PLATFORM_SUBDOMAIN_RESERVED";
-/// A recheck before the mail server holds the domain (it is still being provisioned).
-pub const DOMAIN_NOT_PROVISIONED: &str = "DOMAIN_NOT_PROVISIONED";
-/// Removal while mailboxes, aliases or lists still use the domain.
-pub const DOMAIN_IN_USE: &str = "DOMAIN_IN_USE";
 
 // ---------------------------------------------------------------------------------------------
 // Types.
@@ -232,40 +218,9 @@ impl DomainGql {
 // Errors.
 // ---------------------------------------------------------------------------------------------
 
-fn refusal(code: &'static str, message: String) -> async_graphql::Error {
-    async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", code))
-}
-
-/// A refusal of the Domain aggregate as the client sees it.
+/// A refusal of the Domain aggregate as the client sees it (mapped in `super::error`).
 fn domain_refusal(error: DomainError) -> async_graphql::Error {
-    let message = error.to_string();
-    match error {
-        DomainError::InvalidName(_) | DomainError::NameMismatch { .. } => {
-            refusal(INVALID_DOMAIN, message)
-        }
-        DomainError::UsedByAnotherWorkspace => refusal(DOMAIN_TAKEN, message),
-        DomainError::AlreadyAdded => refusal(DOMAIN_ALREADY_ADDED, message),
-        DomainError::PlatformApexReserved => refusal(PLATFORM_DOMAIN_RESERVED, message),
-        DomainError::UnderPlatformApex => refusal(PLATFORM_SUBDOMAIN_RESERVED, message),
-        DomainError::NotProvisioned => refusal(DOMAIN_NOT_PROVISIONED, message),
-        DomainError::InUse { usage } => async_graphql::Error::new(message).extend_with(|_, ext| {
-            ext.set("code", DOMAIN_IN_USE);
-            ext.set(
-                "usage",
-                async_graphql::value!({
-                    "mailboxes": usage.mailboxes,
-                    "aliases": usage.aliases,
-                    "lists": usage.lists,
-                }),
-            );
-        }),
-        DomainError::NotFound => ApiError::new(Code::NotFound, message).into(),
-        // Recording provisioning and DNS results is the platform's; no mutation here does it.
-        DomainError::NotPlatform => ApiError::forbidden().into(),
-        DomainError::Context(_) | DomainError::IncompleteCheck => {
-            ApiError::new(Code::Validation, message).into()
-        }
-    }
+    ApiError::from(error).into()
 }
 
 /// A failed domain command: the aggregate's refusals by [`domain_refusal`], the store's

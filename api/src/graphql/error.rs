@@ -10,6 +10,7 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{
     ErrorExtensions, Pos, Response, ServerError, ServerResult, ValidationResult, Variables,
 };
+use dezky_domain::domains::DomainError;
 use dezky_domain::tenant::{PlatformFlagError, SlugClaimError, TenantError};
 use dezky_projections::tenants::QueryError;
 
@@ -64,6 +65,39 @@ pub enum Code {
     RequestTimeout,
     /// Too many requests are being served; retry later (HTTP 503).
     Overloaded,
+    /// A public call over its per-client limit; retry in a minute.
+    RateLimited,
+    /// Not a valid domain name.
+    InvalidDomain,
+    /// Another workspace has the domain.
+    DomainTaken,
+    /// The workspace already has the domain.
+    DomainAlreadyAdded,
+    /// The platform's apex domain, asked for by a workspace that is not the platform tenant.
+    PlatformDomainReserved,
+    /// A name under the platform's apex (the workspaces' service domains).
+    PlatformSubdomainReserved,
+    /// The domain is not provisioned yet.
+    DomainNotProvisioned,
+    /// Members' addresses, aliases or lists still use the domain (`extensions.usage` says
+    /// how many of each).
+    DomainInUse,
+    /// An alias or list address whose domain is not one of the workspace's.
+    DomainNotInWorkspace,
+    /// Not a valid mail address (for aliases, lists and their recipients).
+    InvalidAddress,
+    /// The address already routes somewhere in the workspace.
+    AddressInUse,
+    /// The member has no mailbox for an alias to deliver to.
+    MemberHasNoMailbox,
+    /// A member has as many aliases as allowed.
+    TooManyAliases,
+    /// The workspace has as many lists as allowed.
+    TooManyLists,
+    /// A list with no recipients or more than allowed.
+    RecipientsOutOfRange,
+    /// A list among its own recipients.
+    ListIncludesItself,
 }
 
 impl Code {
@@ -91,17 +125,35 @@ impl Code {
             Code::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Code::RequestTimeout => "REQUEST_TIMEOUT",
             Code::Overloaded => "OVERLOADED",
+            Code::RateLimited => "RATE_LIMITED",
+            Code::InvalidDomain => "INVALID_DOMAIN",
+            Code::DomainTaken => "DOMAIN_TAKEN",
+            Code::DomainAlreadyAdded => "DOMAIN_ALREADY_ADDED",
+            Code::PlatformDomainReserved => "PLATFORM_DOMAIN_RESERVED",
+            Code::PlatformSubdomainReserved => "PLATFORM_SUBDOMAIN_RESERVED",
+            Code::DomainNotProvisioned => "DOMAIN_NOT_PROVISIONED",
+            Code::DomainInUse => "DOMAIN_IN_USE",
+            Code::DomainNotInWorkspace => "DOMAIN_NOT_IN_WORKSPACE",
+            Code::InvalidAddress => "INVALID_ADDRESS",
+            Code::AddressInUse => "ADDRESS_IN_USE",
+            Code::MemberHasNoMailbox => "MEMBER_HAS_NO_MAILBOX",
+            Code::TooManyAliases => "TOO_MANY_ALIASES",
+            Code::TooManyLists => "TOO_MANY_LISTS",
+            Code::RecipientsOutOfRange => "RECIPIENTS_OUT_OF_RANGE",
+            Code::ListIncludesItself => "LIST_INCLUDES_ITSELF",
         }
     }
 }
 
 /// An error as a client sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     /// The stable code.
     pub code: Code,
     /// A sentence for people.
     pub message: String,
+    /// Further `extensions` members, for codes that carry details (`DOMAIN_IN_USE`'s usage).
+    pub details: Vec<(&'static str, async_graphql::Value)>,
 }
 
 impl ApiError {
@@ -110,7 +162,14 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            details: Vec::new(),
         }
+    }
+
+    /// The error with one more `extensions` member.
+    pub fn with_detail(mut self, name: &'static str, value: async_graphql::Value) -> Self {
+        self.details.push((name, value));
+        self
     }
 
     /// The caller may not do or see this.
@@ -149,8 +208,63 @@ impl ApiError {
 
 impl From<ApiError> for async_graphql::Error {
     fn from(error: ApiError) -> Self {
-        async_graphql::Error::new(error.message)
-            .extend_with(|_, ext| ext.set("code", error.code.as_str()))
+        let details = error.details;
+        async_graphql::Error::new(error.message).extend_with(|_, ext| {
+            ext.set("code", error.code.as_str());
+            for (name, value) in &details {
+                ext.set(*name, value.clone());
+            }
+        })
+    }
+}
+
+/// A refusal of the Tenant aggregate to a mail mutation (alias, list), where the address in
+/// question is the one being routed: the mail rules' own codes, the rest as every tenant
+/// mutation maps them ([`From<TenantError>`]).
+pub fn mail_refusal(error: TenantError) -> ApiError {
+    use TenantError as E;
+    let code = match &error {
+        E::InvalidEmail { .. } => Code::InvalidAddress,
+        E::AddressInUse { .. } => Code::AddressInUse,
+        E::MemberHasNoMailbox { .. } => Code::MemberHasNoMailbox,
+        E::TooManyAliases { .. } => Code::TooManyAliases,
+        E::TooManyLists { .. } => Code::TooManyLists,
+        E::RecipientsOutOfRange { .. } => Code::RecipientsOutOfRange,
+        E::ListIncludesItself { .. } => Code::ListIncludesItself,
+        E::AliasNotFound { .. } | E::ListNotFound { .. } | E::MemberNotFound { .. } => {
+            Code::NotFound
+        }
+        _ => return error.into(),
+    };
+    ApiError::new(code, error.to_string())
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        let message = error.to_string();
+        let code = match &error {
+            DomainError::InvalidName(_) | DomainError::NameMismatch { .. } => Code::InvalidDomain,
+            DomainError::UsedByAnotherWorkspace => Code::DomainTaken,
+            DomainError::AlreadyAdded => Code::DomainAlreadyAdded,
+            DomainError::PlatformApexReserved => Code::PlatformDomainReserved,
+            DomainError::UnderPlatformApex => Code::PlatformSubdomainReserved,
+            DomainError::NotProvisioned => Code::DomainNotProvisioned,
+            DomainError::InUse { usage } => {
+                return ApiError::new(Code::DomainInUse, message).with_detail(
+                    "usage",
+                    async_graphql::value!({
+                        "mailboxes": usage.mailboxes,
+                        "aliases": usage.aliases,
+                        "lists": usage.lists,
+                    }),
+                )
+            }
+            DomainError::NotFound => Code::NotFound,
+            // Recording provisioning and DNS results is the platform's; no mutation does it.
+            DomainError::NotPlatform => return ApiError::forbidden(),
+            DomainError::Context(_) | DomainError::IncompleteCheck => Code::Validation,
+        };
+        ApiError::new(code, message)
     }
 }
 

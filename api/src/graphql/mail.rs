@@ -21,45 +21,25 @@
 //!
 //! # Error codes
 //!
-//! [`DOMAIN_NOT_IN_WORKSPACE`], [`INVALID_ADDRESS`], [`ADDRESS_IN_USE`],
-//! [`MEMBER_HAS_NO_MAILBOX`], [`TOO_MANY_ALIASES`], [`TOO_MANY_LISTS`],
-//! [`RECIPIENTS_OUT_OF_RANGE`], [`LIST_INCLUDES_ITSELF`]; an unknown member, alias or list is
-//! `NOT_FOUND`. Everything else uses the codes of [`super::error::Code`].
+//! `DOMAIN_NOT_IN_WORKSPACE`, and the mail rules' codes as [`super::error::mail_refusal`] maps
+//! them (`INVALID_ADDRESS`, `ADDRESS_IN_USE`, `MEMBER_HAS_NO_MAILBOX`, `TOO_MANY_ALIASES`,
+//! `TOO_MANY_LISTS`, `RECIPIENTS_OUT_OF_RANGE`, `LIST_INCLUDES_ITSELF`); an unknown member,
+//! alias or list is `NOT_FOUND`. All are declared in [`super::error::Code`].
 
-use async_graphql::{Context, ErrorExtensions, Object, SimpleObject, ID};
-use dezky_commands::saga::tenant_provisioning::service_domain;
-use dezky_domain::tenant::{
-    address_domain, canonical_address, TenantAction, TenantCommand, TenantError,
-};
-use dezky_projections::domains::domains_of_tenant;
+use async_graphql::{Context, Object, SimpleObject, ID};
+use dezky_commands::app::addresses::place_address;
+use dezky_domain::tenant::{address_domain, canonical_address, TenantAction, TenantCommand};
 use dezky_projections::mail_addresses::{
     aliases_of_tenant, lists_of_tenant, mailing_list, AliasRow, ListRow,
 };
 use dezky_projections::tenants::TenantRow;
 
 use super::authz::{self, Viewer};
-use super::error::{from_aggregate, ApiError, Code};
+use super::error::{from_aggregate, mail_refusal, ApiError, Code};
 use super::schema::{api, auth, command_context, find_tenant, read_your_writes_timeout, Tenant};
 use dezky_commands::app::retry::{execute_with_retry, RetryError};
 
 type Result<T> = std::result::Result<T, async_graphql::Error>;
-
-/// The address's domain is neither the workspace's service domain nor one of its domains.
-pub const DOMAIN_NOT_IN_WORKSPACE: &str = "DOMAIN_NOT_IN_WORKSPACE";
-/// An alias, list address or recipient that is not an e-mail address.
-pub const INVALID_ADDRESS: &str = "INVALID_ADDRESS";
-/// The address is already a member's address, an alias or a list's address in the workspace.
-pub const ADDRESS_IN_USE: &str = "ADDRESS_IN_USE";
-/// An alias for a member without a mailbox (an admin who signs in with an outside address).
-pub const MEMBER_HAS_NO_MAILBOX: &str = "MEMBER_HAS_NO_MAILBOX";
-/// The member has the most aliases a member can have.
-pub const TOO_MANY_ALIASES: &str = "TOO_MANY_ALIASES";
-/// The workspace has the most distribution lists it can have.
-pub const TOO_MANY_LISTS: &str = "TOO_MANY_LISTS";
-/// No recipients, or more distinct recipients than a list can have.
-pub const RECIPIENTS_OUT_OF_RANGE: &str = "RECIPIENTS_OUT_OF_RANGE";
-/// A list among its own recipients.
-pub const LIST_INCLUDES_ITSELF: &str = "LIST_INCLUDES_ITSELF";
 
 // ---------------------------------------------------------------------------------------------
 // Types.
@@ -116,29 +96,6 @@ impl From<ListRow> for MailingListGql {
 // Errors.
 // ---------------------------------------------------------------------------------------------
 
-fn refusal(code: &'static str, message: String) -> async_graphql::Error {
-    async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", code))
-}
-
-/// A refusal of the Tenant aggregate to a mail mutation as the client sees it: the mail rules'
-/// own codes, the rest as every tenant mutation maps them.
-fn mail_refusal(error: TenantError) -> async_graphql::Error {
-    let message = error.to_string();
-    match error {
-        TenantError::InvalidEmail { .. } => refusal(INVALID_ADDRESS, message),
-        TenantError::AddressInUse { .. } => refusal(ADDRESS_IN_USE, message),
-        TenantError::MemberHasNoMailbox { .. } => refusal(MEMBER_HAS_NO_MAILBOX, message),
-        TenantError::TooManyAliases { .. } => refusal(TOO_MANY_ALIASES, message),
-        TenantError::TooManyLists { .. } => refusal(TOO_MANY_LISTS, message),
-        TenantError::RecipientsOutOfRange { .. } => refusal(RECIPIENTS_OUT_OF_RANGE, message),
-        TenantError::ListIncludesItself { .. } => refusal(LIST_INCLUDES_ITSELF, message),
-        TenantError::AliasNotFound { .. }
-        | TenantError::ListNotFound { .. }
-        | TenantError::MemberNotFound { .. } => ApiError::new(Code::NotFound, message).into(),
-        other => ApiError::from(other).into(),
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Reads.
 // ---------------------------------------------------------------------------------------------
@@ -191,24 +148,32 @@ async fn managed_tenant<'a>(
 }
 
 /// Refuses an address (alias or list) whose domain is not the workspace's: its service domain
-/// or one of its domains. Answers in the aggregate's canonical form, so the comparison is with
-/// the domain names as the domain read model stores them.
+/// or one of its domains, as the Domain aggregates on the ledger have it (a domain added a
+/// moment ago counts; one removed a moment ago does not), never a read model that may lag.
 async fn check_domain(ctx: &Context<'_>, tenant: &TenantRow, address: &str) -> Result<()> {
-    let address = canonical_address(address).map_err(mail_refusal)?;
-    let domain = address_domain(&address);
-    if domain == service_domain(&tenant.slug, &api(ctx).platform_domain) {
+    let address =
+        canonical_address(address).map_err(|e| async_graphql::Error::from(mail_refusal(e)))?;
+    let api = api(ctx);
+    let placement = place_address(
+        &api.ledger,
+        &tenant.id,
+        &tenant.slug,
+        &api.platform_domain,
+        &address,
+    )
+    .await
+    .map_err(|e| ApiError::internal(&e))?;
+    if placement.is_hosted() {
         return Ok(());
     }
-    let domains = domains_of_tenant(api(ctx).ledger.db(), None, &tenant.id)
-        .await
-        .map_err(ApiError::from)?;
-    if domains.iter().any(|d| d.name == domain) {
-        return Ok(());
-    }
-    Err(refusal(
-        DOMAIN_NOT_IN_WORKSPACE,
-        format!("{domain} is not one of this workspace's domains"),
-    ))
+    Err(ApiError::new(
+        Code::DomainNotInWorkspace,
+        format!(
+            "{} is not one of this workspace's domains",
+            address_domain(&address)
+        ),
+    )
+    .into())
 }
 
 /// Runs a tenant command for a mail mutation under the one retry-on-conflict policy (each
@@ -227,7 +192,7 @@ async fn run(
     };
     match execute_with_retry(&api.tenants, tenant_id, &metadata, command).await {
         Ok(()) => {}
-        Err(RetryError::Refused(error)) => return Err(mail_refusal(error)),
+        Err(RetryError::Refused(error)) => return Err(mail_refusal(error).into()),
         Err(other) => return Err(from_aggregate(other.into_aggregate()).into()),
     }
     api.read_your_writes(read_your_writes_timeout()).await;
@@ -277,7 +242,8 @@ impl MailMutation {
     ) -> Result<MailAliasGql> {
         let (viewer, tenant) = managed_tenant(ctx, &tenant_id).await?;
         check_domain(ctx, &tenant, &alias).await?;
-        let canonical = canonical_address(&alias).map_err(mail_refusal)?;
+        let canonical =
+            canonical_address(&alias).map_err(|e| async_graphql::Error::from(mail_refusal(e)))?;
         let action = TenantAction::AddAlias {
             member_id: member_id.0.clone(),
             alias,
