@@ -2,7 +2,7 @@
 //! verifies out, live and offline from an export.
 
 use dezky_commands::audit::{sign_checkpoint, verify_store};
-use dezky_commands::export::{export, verify_export, ExportOptions};
+use dezky_commands::export::{export, verify_export, ExportOptions, VerifyOptions};
 use dezky_tests::{fill, test_key, Backend, TestDb};
 
 async fn commands_produce_a_chain_that_verifies_live_and_offline(backend: Backend) {
@@ -32,7 +32,13 @@ async fn commands_produce_a_chain_that_verifies_live_and_offline(backend: Backen
     // Offline: only the export bytes and the public key text cross over.
     let public = dezky_commands::keys::TrustedKeys::parse(key.public_line(), "keys.txt")
         .expect("public key file");
-    let offline = verify_export(file.as_slice(), public, |_, _| {}).expect("read export");
+    let offline = verify_export(
+        file.as_slice(),
+        public,
+        &VerifyOptions::default(),
+        |_, _| {},
+    )
+    .expect("read export");
     assert_eq!(offline.first_break, None);
     assert_eq!(offline.events, 50);
     assert_eq!(offline.checkpoints_verified, 2);
@@ -71,7 +77,13 @@ async fn partial_exports_verify_against_the_signed_roots(backend: Backend) {
     export(&ledger, &mut since, &options, |_, _| {})
         .await
         .expect("export");
-    let report = verify_export(since.as_slice(), trusted_copy(&key), |_, _| {}).expect("read");
+    let report = verify_export(
+        since.as_slice(),
+        trusted_copy(&key),
+        &VerifyOptions::default(),
+        |_, _| {},
+    )
+    .expect("read");
     assert_eq!(report.first_break, None);
     assert_eq!(report.events, 10);
     assert_eq!(report.checkpoints_verified, 1, "the checkpoint at 30");
@@ -92,7 +104,13 @@ async fn partial_exports_verify_against_the_signed_roots(backend: Backend) {
         !text.contains("tenant-b"),
         "no other tenant's content leaks"
     );
-    let report = verify_export(tenant.as_slice(), trusted, |_, _| {}).expect("read");
+    let report = verify_export(
+        tenant.as_slice(),
+        trusted,
+        &VerifyOptions::default(),
+        |_, _| {},
+    )
+    .expect("read");
     assert_eq!(report.first_break, None);
     assert_eq!(report.events, 30);
     assert_eq!(report.elided, 15);
