@@ -200,6 +200,25 @@ pub fn write_event(out: &mut impl Write, record: &EventRecord) -> Result<(), Exp
     Ok(())
 }
 
+/// Writes one elided line (position and hashes only), exactly as [`export`] does for another
+/// tenant's event.
+pub fn write_elided(
+    out: &mut impl Write,
+    position: u64,
+    prev_hash: &Hash32,
+    hash: &Hash32,
+) -> Result<(), ExportError> {
+    write_json_line(
+        out,
+        &ElidedLineOut {
+            kind: "elided",
+            position,
+            prev_hash: hex::encode(prev_hash),
+            hash: hex::encode(hash),
+        },
+    )
+}
+
 fn write_json_line(
     out: &mut (impl Write + ?Sized),
     value: &impl Serialize,
@@ -287,15 +306,7 @@ pub async fn export(
                 write_event(out, record)?;
                 summary.events += 1;
             } else {
-                write_json_line(
-                    out,
-                    &ElidedLineOut {
-                        kind: "elided",
-                        position: record.position,
-                        prev_hash: hex::encode(record.prev_hash),
-                        hash: hex::encode(record.hash),
-                    },
-                )?;
+                write_elided(out, record.position, &record.prev_hash, &record.hash)?;
                 summary.elided += 1;
             }
             emit_up_to(out, record.position, &mut summary)?;
