@@ -267,6 +267,14 @@ pub async fn run(settings: &Settings, command: AuditCommand) -> anyhow::Result<E
                 summary.up_to,
                 started.elapsed().as_secs_f64()
             );
+            if summary.up_to > summary.signed_to {
+                // The auditor's verification refuses an unsigned tail unless told otherwise.
+                eprintln!(
+                    "positions {}..{} are covered by no checkpoint: sign one (`dezky audit checkpoint`) and export again, or the auditor must pass --allow-unsigned-tail",
+                    summary.signed_to + 1,
+                    summary.up_to
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Checkpoint => {

@@ -61,6 +61,9 @@ pub struct ExportSummary {
     pub checkpoints: u64,
     /// Last position exported.
     pub up_to: u64,
+    /// The largest checkpoint size among the exported positions (the `after` position when
+    /// none): positions after it are unsigned, which a strict verifier reports as a break.
+    pub signed_to: u64,
 }
 
 #[derive(Serialize)]
@@ -279,6 +282,7 @@ pub async fn export(
     )?;
     let mut summary = ExportSummary {
         up_to,
+        signed_to: after,
         ..ExportSummary::default()
     };
     let mut checkpoints = checkpoints.iter().peekable();
@@ -286,6 +290,9 @@ pub async fn export(
         while let Some(cp) = checkpoints.next_if(|cp| cp.tree_size <= size) {
             write_checkpoint(out, &cp.note)?;
             summary.checkpoints += 1;
+            if cp.tree_size <= summary.up_to {
+                summary.signed_to = summary.signed_to.max(cp.tree_size);
+            }
         }
         Ok::<(), ExportError>(())
     };
