@@ -10,7 +10,7 @@ use anyhow::Context;
 use dezky_commands::audit::{sign_checkpoint, verify_store};
 use dezky_commands::export::{export, verify_export, ExportOptions, VerifyOptions};
 use dezky_commands::keys::{generate, TrustedKeys};
-use dezky_commands::verify::{Report, TenantCompleteness};
+use dezky_commands::verify::{BreakKind, PositionRange, Report, TenantCompleteness};
 use dezky_commands::Ledger;
 
 use crate::cli::AuditCommand;
@@ -58,25 +58,22 @@ pub fn generate_key(name: &str, out: &Path) -> anyhow::Result<ExitCode> {
 /// What the report says about signatures, for the summary: each signed range with its keys,
 /// then what is unsigned.
 fn signed_summary(report: &Report) -> String {
+    let span = |range: PositionRange| match range.from == range.to {
+        true => format!("position {}", range.from),
+        false => format!("positions {}..{}", range.from, range.to),
+    };
     let mut parts: Vec<String> = report
         .signed
         .iter()
-        .map(|range| {
-            format!(
-                "positions {}..{} by {}",
-                range.positions.from,
-                range.positions.to,
-                range.keys.join(" and ")
-            )
-        })
+        .map(|range| format!("{} by {}", span(range.positions), range.keys.join(" and ")))
         .collect();
     if parts.is_empty() {
         parts.push("no checkpoint: nothing is signed".into());
     }
     if let Some(unsigned) = report.unsigned {
         parts.push(format!(
-            "positions {}..{} unsigned (no checkpoint covers them)",
-            unsigned.from, unsigned.to
+            "{} unsigned (no checkpoint covers it)",
+            span(unsigned)
         ));
     }
     format!("signed: {}", parts.join("; "))
@@ -150,6 +147,11 @@ fn print_report(report: &Report, seconds: f64, json: bool) -> ExitCode {
                 report.last_position,
                 seconds,
                 thousands(rate as u64),
+            ),
+            // An unsigned tail is a break although its chain links: say what holds.
+            Some(found) if found.kind == BreakKind::UnsignedTail => println!(
+                "LEDGER BROKEN: {found} (the chain of {} events links; what is signed follows)",
+                thousands(report.events),
             ),
             Some(found) => println!(
                 "LEDGER BROKEN: {found} ({} events verified before it)",

@@ -558,10 +558,13 @@ impl<'a> Members<'a> {
             .ok_or_else(|| format!("member {name:?} is not a string"))
     }
 
-    /// An integer member's value: digits only, within u64.
+    /// An integer member's value: digits only (serde alone would read `-0` as 0), within
+    /// u64.
     fn integer(&self, name: &str) -> Result<u64, String> {
         self.get(name)
-            .and_then(|raw| serde_json::from_str::<u64>(raw.get()).ok())
+            .map(RawValue::get)
+            .filter(|text| text.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|text| serde_json::from_str::<u64>(text).ok())
             .ok_or_else(|| format!("member {name:?} is not an integer from 0 to 2^64-1"))
     }
 
@@ -1468,6 +1471,19 @@ mod tests {
             1,
         );
         assert!(is_bad(&parse_line(&both, None), "exactly one of"));
+    }
+
+    #[test]
+    fn a_signed_zero_is_not_an_integer_although_json_reads_it_as_zero() {
+        let header = r#"{"type":"header","format":"dezky-ledger-export","version":1,"after_position":-0,"anchor_hash":"0000000000000000000000000000000000000000000000000000000000000000","frontier":"0000000000000000","up_to":0,"tenant":null}"#;
+        assert_eq!(
+            parse_header(header).map(|h| h.up_to),
+            Err("member \"after_position\" is not an integer from 0 to 2^64-1".into())
+        );
+        assert_eq!(
+            parse_header(&header.replace("-0", "0")).map(|h| h.up_to),
+            Ok(0)
+        );
     }
 
     #[test]

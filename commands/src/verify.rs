@@ -295,6 +295,15 @@ impl Report {
     }
 }
 
+/// "position 7" or "positions 7..9", for details.
+fn positions(from: u64, to: u64) -> String {
+    if from == to {
+        format!("position {from}")
+    } else {
+        format!("positions {from}..{to}")
+    }
+}
+
 /// An event accepted into the chain, remembered to recognise forks and rewrites.
 #[derive(Debug, Clone, Copy)]
 struct Accepted {
@@ -619,13 +628,13 @@ impl ChainVerifier {
         if let Some(range) = unsigned.filter(|_| !self.rules.allow_unsigned_tail) {
             let detail = if self.signed.is_empty() {
                 format!(
-                    "no checkpoint covers any of positions {}..{}: nothing in the export is signed",
-                    range.from, range.to
+                    "no checkpoint covers {}: nothing in the export is signed",
+                    positions(range.from, range.to)
                 )
             } else {
                 format!(
-                    "positions {}..{} are covered by no checkpoint, so nothing shows they are the ledger's",
-                    range.from, range.to
+                    "no checkpoint covers {}, so nothing shows they are the ledger's",
+                    positions(range.from, range.to)
                 )
             };
             self.record(
@@ -798,8 +807,8 @@ impl ChainVerifier {
                     twin.position,
                     twin.line,
                     format!(
-                        "events {}..{last_position} are not part of the chain: a later event {} also follows event {} and the chain continues from it",
-                        twin.position,
+                        "the event at {} is not part of the chain: a later event {} also follows event {} and the chain continues from it",
+                        positions(twin.position, last_position),
                         l.position,
                         twin.position - 1
                     ),
@@ -859,9 +868,9 @@ impl ChainVerifier {
                 l.position,
                 line,
                 format!(
-                    "position {} follows {last_position}: positions {expected}..{} are missing although the hashes link",
+                    "position {} follows {last_position}: {} missing although the hashes link",
                     l.position,
-                    l.position - 1
+                    positions(expected, l.position - 1)
                 ),
             );
         // 6. The expected event comes later; this one fits nowhere.
@@ -907,8 +916,8 @@ impl ChainVerifier {
                 l.position,
                 line,
                 format!(
-                    "events {expected}..{} are missing: event {} points at an event that is not in the log",
-                    l.position - 1,
+                    "the event at {} is missing: event {} points at an event that is not in the log",
+                    positions(expected, l.position - 1),
                     l.position
                 ),
             );
