@@ -59,7 +59,7 @@ fn base_events() -> Vec<EventRecord> {
             1 => json!({"TenantCreated": {"seats": 5, "slug": tenant}}),
             _ => json!({"MemberAdded": {
                 "email": format!("member{position}@{tenant}.example"),
-                "role": if position % 2 == 0 { "admin" } else { "member" },
+                "role": if position.is_multiple_of(2) { "admin" } else { "member" },
             }}),
         };
         let prev_hash = events.last().map_or(GENESIS_PREV_HASH, |e| e.hash);

@@ -1407,3 +1407,25 @@ async fn a_line_longer_than_the_maximum_is_a_line_too_long_break_at_its_position
         Some(index as u64 + 1)
     );
 }
+
+#[tokio::test]
+async fn a_checkpoint_stored_twice_is_one_checkpoint_in_the_store_and_in_its_export() {
+    // Given: the same note stored again, as two processes signing one head in the same
+    // microsecond would.
+    let given = given_a_checkpointed_ledger(Backend::Sqlite).await;
+    let note = checkpoint_note(&given.ledger, 20).await;
+    given
+        .ledger
+        .save_checkpoint(20, &note, "2026-11-28T12:00:00.000000Z")
+        .await
+        .expect("store the copy");
+    // When
+    let live = given.verify_store().await;
+    let exported = verify_lines(
+        &given.export(ExportOptions::default()).await,
+        given.trusted(),
+    );
+    // Then: an honest ledger's export never reads as a repeated checkpoint.
+    assert_intact(&live);
+    assert_intact(&exported);
+}
