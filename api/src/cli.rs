@@ -132,7 +132,7 @@ pub enum AuditCommand {
         #[arg(long)]
         since: Option<u64>,
         /// Export one tenant's events in full, the rest as hash-only `elided` lines.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
         tenant: Option<String>,
         /// Write to this file instead of stdout.
         #[arg(long)]

@@ -134,6 +134,7 @@ fn as_raw(text: &str) -> Option<&RawValue> {
 pub fn tenant_of(metadata: &str) -> Option<Cow<'_, str>> {
     #[derive(Deserialize)]
     struct Metadata<'a> {
+        // `dezky_domain::metadata::KEY_TENANT_ID` (serde needs a literal; a test ties them).
         #[serde(borrow, rename = "tenant_id")]
         tenant: Option<Cow<'a, str>>,
     }
@@ -383,8 +384,8 @@ enum Parsed {
 
 /// Each byte's value as a lowercase hex digit, or 0xff. One table look-up a character
 /// instead of a chain of range tests (two hashes a line made hex decoding a third of
-/// verification time). Uppercase digits are refused: hex is lowercase (§ conventions), so a
-/// hash has one spelling.
+/// verification time). Uppercase digits are refused: hex is lowercase (docs/ledger-format.md,
+/// conventions), so a hash has one spelling.
 const HEX_VALUES: [u8; 256] = {
     let mut table = [0xff; 256];
     let mut i = 0;
@@ -1629,5 +1630,7 @@ mod tests {
         assert_eq!(tenant_of(r#"{"tenant_id":7}"#), None);
         assert_eq!(tenant_of(r#"{"tenant_id":"a","tenant_id":"b"}"#), None);
         assert_eq!(tenant_of("null"), None);
+        // The member is the one the domain writes.
+        assert_eq!(dezky_domain::metadata::KEY_TENANT_ID, "tenant_id");
     }
 }
