@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use dezky_commands::audit::{sign_checkpoint, verify_store};
-use dezky_commands::export::{export, verify_export, ExportOptions};
+use dezky_commands::export::{export, verify_export, ExportOptions, VerifyOptions};
 use dezky_commands::keys::{generate, TrustedKeys};
-use dezky_commands::verify::Report;
+use dezky_commands::verify::{BreakKind, PositionRange, Report, TenantCompleteness};
 use dezky_commands::Ledger;
 
 use crate::cli::AuditCommand;
@@ -19,6 +19,21 @@ use crate::settings::Settings;
 
 /// Exit code when verification finds a break.
 pub const EXIT_BREAK: u8 = 1;
+/// Exit code for a command line that cannot be parsed (clap's own code for usage errors).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code when an operation fails; for verification, when a file cannot be read.
+pub const EXIT_FAILURE: u8 = 3;
+
+/// The one JSON object `--json` prints when there is no report: a usage error (`usage`, exit
+/// 2) or a file that cannot be read (`cannot_read`, exit 3).
+pub fn json_error(outcome: &str, exit_code: u8, error: &str) -> String {
+    serde_json::json!({
+        "outcome": outcome,
+        "exit_code": exit_code,
+        "error": error,
+    })
+    .to_string()
+}
 
 /// Writes a new private key to `out` (mode 0600, never overwriting) and prints its public line.
 pub fn generate_key(name: &str, out: &Path) -> anyhow::Result<ExitCode> {
@@ -40,14 +55,58 @@ pub fn generate_key(name: &str, out: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the report says about signatures, for the summary: each signed range with its keys,
+/// then what is unsigned.
+fn signed_summary(report: &Report) -> String {
+    let span = |range: PositionRange| match range.from == range.to {
+        true => format!("position {}", range.from),
+        false => format!("positions {}..{}", range.from, range.to),
+    };
+    let mut parts: Vec<String> = report
+        .signed
+        .iter()
+        .map(|range| format!("{} by {}", span(range.positions), range.keys.join(" and ")))
+        .collect();
+    if parts.is_empty() {
+        parts.push("no checkpoint: nothing is signed".into());
+    }
+    if let Some(unsigned) = report.unsigned {
+        parts.push(format!(
+            "{} unsigned (no checkpoint covers it)",
+            span(unsigned)
+        ));
+    }
+    format!("signed: {}", parts.join("; "))
+}
+
+/// What a tenant export shows, for the summary.
+fn tenant_summary(report: &Report) -> Option<String> {
+    let tenant = report.tenant.as_deref()?;
+    Some(match report.tenant_completeness()? {
+        TenantCompleteness::Proven => {
+            format!("tenant export for {tenant}: every event in full and {tenant}'s")
+        }
+        TenantCompleteness::NotProven { elided } => format!(
+            "tenant export for {tenant}: {} events in full, {} elided; nothing shows the elided \
+             events belong to other workspaces, so this export does not prove it holds all of \
+             {tenant}'s events",
+            thousands(report.events - elided),
+            thousands(elided)
+        ),
+    })
+}
+
 fn print_report(report: &Report, seconds: f64, json: bool) -> ExitCode {
     let rate = if seconds > 0.0 {
         report.events as f64 / seconds
     } else {
         0.0
     };
+    let exit = if report.is_intact() { 0 } else { EXIT_BREAK };
     if json {
         let value = serde_json::json!({
+            "outcome": if report.is_intact() { "intact" } else { "break" },
+            "exit_code": exit,
             "intact": report.is_intact(),
             "events": report.events,
             "elided": report.elided,
@@ -55,9 +114,24 @@ fn print_report(report: &Report, seconds: f64, json: bool) -> ExitCode {
             "last_hash": hex::encode(report.last_hash),
             "checkpoints_verified": report.checkpoints_verified,
             "checkpoints_before_start": report.checkpoints_before_start,
+            "signed": report.signed.iter().map(|range| serde_json::json!({
+                "from": range.positions.from,
+                "to": range.positions.to,
+                "keys": range.keys,
+            })).collect::<Vec<_>>(),
+            "unsigned": report.unsigned.map(|range| serde_json::json!({
+                "from": range.from,
+                "to": range.to,
+            })),
+            "tenant": report.tenant,
+            "tenant_completeness": report.tenant_completeness().map(|c| match c {
+                TenantCompleteness::Proven => "proven",
+                TenantCompleteness::NotProven { .. } => "not_proven",
+            }),
             "break": report.first_break.as_ref().map(|b| serde_json::json!({
                 "kind": b.kind.code(),
                 "position": b.position,
+                "line": b.line,
                 "detail": b.detail,
             })),
             "seconds": seconds,
@@ -74,56 +148,92 @@ fn print_report(report: &Report, seconds: f64, json: bool) -> ExitCode {
                 seconds,
                 thousands(rate as u64),
             ),
+            // An unsigned tail is a break although its chain links: say what holds.
+            Some(found) if found.kind == BreakKind::UnsignedTail => println!(
+                "LEDGER BROKEN: {found} (the chain of {} events links; what is signed follows)",
+                thousands(report.events),
+            ),
             Some(found) => println!(
-                "LEDGER BROKEN: {} at position {}: {} ({} events verified before it)",
-                found.kind.code(),
-                found.position,
-                found.detail,
+                "LEDGER BROKEN: {found} ({} events verified before it)",
                 thousands(report.events),
             ),
         }
+        println!("{}", signed_summary(report));
+        if let Some(tenant) = tenant_summary(report) {
+            println!("{tenant}");
+        }
     }
-    if report.is_intact() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_BREAK)
-    }
+    ExitCode::from(exit)
+}
+
+/// Verifies an export file offline.
+async fn verify_export_file(
+    path: &Path,
+    keys: &Path,
+    options: VerifyOptions,
+) -> anyhow::Result<Report> {
+    let keys = TrustedKeys::load(keys)?;
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let path = path.to_owned();
+    let report = tokio::task::spawn_blocking(move || {
+        let bar = events_bar("verifying export");
+        let report = verify_export(
+            BufReader::with_capacity(1 << 20, file),
+            keys,
+            &options,
+            |done, total| update(&bar, done, total),
+        );
+        bar.finish_and_clear();
+        report
+    })
+    .await?
+    .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(report)
+}
+
+/// Verifies the configured store.
+async fn verify_configured_store(settings: &Settings) -> anyhow::Result<Report> {
+    let keys = settings.trusted_keys()?;
+    let ledger = Ledger::open(&settings.ledger_options()).await?;
+    let bar = events_bar("verifying ledger");
+    let report = verify_store(&ledger, keys, |done, total| update(&bar, done, total)).await?;
+    bar.finish_and_clear();
+    Ok(report)
 }
 
 /// Runs an `audit` subcommand.
 pub async fn run(settings: &Settings, command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Verify {
-            export: Some(path),
-            keys: Some(keys),
+            export,
+            keys,
+            allow_unsigned_tail,
+            max_line_bytes,
             json,
         } => {
-            let keys = TrustedKeys::load(&keys)?;
-            let file =
-                File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
             let started = Instant::now();
-            let report = tokio::task::spawn_blocking(move || {
-                let bar = events_bar("verifying export");
-                let report = verify_export(
-                    BufReader::with_capacity(1 << 20, file),
-                    keys,
-                    |done, total| update(&bar, done, total),
-                );
-                bar.finish_and_clear();
-                report
-            })
-            .await??;
-            Ok(print_report(&report, started.elapsed().as_secs_f64(), json))
-        }
-        AuditCommand::Verify { json, .. } => {
-            let keys = settings.trusted_keys()?;
-            let ledger = Ledger::open(&settings.ledger_options()).await?;
-            let bar = events_bar("verifying ledger");
-            let started = Instant::now();
-            let report =
-                verify_store(&ledger, keys, |done, total| update(&bar, done, total)).await?;
-            bar.finish_and_clear();
-            Ok(print_report(&report, started.elapsed().as_secs_f64(), json))
+            let report = match (export, keys) {
+                (Some(path), Some(keys)) => {
+                    let options = VerifyOptions {
+                        allow_unsigned_tail,
+                        max_line_bytes,
+                    };
+                    verify_export_file(&path, &keys, options).await
+                }
+                _ => verify_configured_store(settings).await,
+            };
+            match report {
+                Ok(report) => Ok(print_report(&report, started.elapsed().as_secs_f64(), json)),
+                // Even a verification that could not start answers in JSON when asked to.
+                Err(error) if json => {
+                    println!(
+                        "{}",
+                        json_error("cannot_read", EXIT_FAILURE, &format!("{error:#}"))
+                    );
+                    Ok(ExitCode::from(EXIT_FAILURE))
+                }
+                Err(error) => Err(error),
+            }
         }
         AuditCommand::Export {
             since,
@@ -159,6 +269,14 @@ pub async fn run(settings: &Settings, command: AuditCommand) -> anyhow::Result<E
                 summary.up_to,
                 started.elapsed().as_secs_f64()
             );
+            if summary.up_to > summary.signed_to {
+                // The auditor's verification refuses an unsigned tail unless told otherwise.
+                eprintln!(
+                    "positions {}..{} are covered by no checkpoint: sign one (`dezky audit checkpoint`) and export again, or the auditor must pass --allow-unsigned-tail",
+                    summary.signed_to + 1,
+                    summary.up_to
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Checkpoint => {

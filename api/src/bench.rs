@@ -15,7 +15,9 @@ use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{AggregateError, CqrsFramework, EventStore};
 use dezky_commands::checkpoint::SignedCheckpoint;
 use dezky_commands::encoding::{format_timestamp, EventRecord, GENESIS_PREV_HASH};
-use dezky_commands::export::{verify_export, write_checkpoint, write_event, write_header};
+use dezky_commands::export::{
+    verify_export, write_checkpoint, write_event, write_header, VerifyOptions,
+};
 use dezky_commands::keys::{generate, SigningKey, TrustedKeys};
 use dezky_commands::merkle::Frontier;
 use dezky_commands::store::{sqlite_connect_options, Db};
@@ -752,7 +754,12 @@ fn verify_bench(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         let keys = TrustedKeys::from_lines(vec![key.public_line().to_owned()])?;
         let file = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
         let started = Instant::now();
-        let report = verify_export(BufReader::with_capacity(1 << 20, file), keys, |_, _| {})?;
+        let report = verify_export(
+            BufReader::with_capacity(1 << 20, file),
+            keys,
+            &VerifyOptions::default(),
+            |_, _| {},
+        )?;
         let elapsed = started.elapsed().as_secs_f64().max(f64::EPSILON);
         // A benchmark of a verifier that rejects valid input, or skips some of it, measures
         // nothing: insist on the full, intact result.
@@ -832,7 +839,13 @@ mod tests {
         let synthetic = write_synthetic_export(&path, 1_234, &key).expect("export");
         let keys = TrustedKeys::from_lines(vec![key.public_line().to_owned()]).expect("keys");
         let file = File::open(&path).expect("open");
-        let report = verify_export(BufReader::new(file), keys, |_, _| {}).expect("verify");
+        let report = verify_export(
+            BufReader::new(file),
+            keys,
+            &VerifyOptions::default(),
+            |_, _| {},
+        )
+        .expect("verify");
         assert!(report.is_intact(), "{:?}", report.first_break);
         assert_eq!(report.events, 1_234);
         assert_eq!(report.checkpoints_verified, 1);

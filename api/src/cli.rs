@@ -105,7 +105,8 @@ pub enum KeysCommand {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Verify the whole chain and its checkpoints: the configured store, or an export file
-    /// offline. Exits 1 and names the first break when there is one.
+    /// offline. Exits 0 intact, 1 on a break (naming the first), 2 on bad usage, 3 when a
+    /// file cannot be read (docs/ledger-format.md §7).
     Verify {
         /// Verify this export file instead of the store (needs `--keys`).
         #[arg(long, requires = "keys")]
@@ -113,7 +114,15 @@ pub enum AuditCommand {
         /// Trusted public keys file for offline verification.
         #[arg(long, requires = "export")]
         keys: Option<PathBuf>,
-        /// Print the report as one JSON object.
+        /// Accept an export whose last events no checkpoint covers, reporting them as
+        /// unsigned instead of as an `unsigned_tail` break.
+        #[arg(long, requires = "export")]
+        allow_unsigned_tail: bool,
+        /// The longest line of an export read, in bytes; a longer one is a `line_too_long`
+        /// break.
+        #[arg(long, requires = "export", default_value_t = dezky_commands::export::DEFAULT_MAX_LINE_BYTES)]
+        max_line_bytes: usize,
+        /// Print the report (or the usage or read error) as one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -123,7 +132,7 @@ pub enum AuditCommand {
         #[arg(long)]
         since: Option<u64>,
         /// Export one tenant's events in full, the rest as hash-only `elided` lines.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
         tenant: Option<String>,
         /// Write to this file instead of stdout.
         #[arg(long)]

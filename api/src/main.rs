@@ -6,6 +6,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use dezky_api::audit_cli::{json_error, EXIT_FAILURE, EXIT_USAGE};
 use dezky_api::cli::{BenchSuite, Cli, Command, DevCommand, KeysCommand};
 use dezky_api::{audit_cli, bench, bench_graphql, bench_rebuild, demo};
 
@@ -15,9 +16,6 @@ use dezky_api::{audit_cli, bench, bench_graphql, bench_rebuild, demo};
 /// of it (BENCHMARKS.md, "Projection rebuilds"; ADR 0004).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Exit code for a failed operation (as opposed to a verification that found a break).
-const EXIT_FAILURE: u8 = 3;
 
 fn init_telemetry() {
     // Logs go to stderr so stdout stays clean for exports and machine-readable output.
@@ -67,8 +65,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Parses the command line; a usage error exits 2, and answers as one JSON object when the
+/// command line asked for `--json` (docs/ledger-format.md §7: every outcome answers).
+fn parse_cli() -> Result<Cli, ExitCode> {
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(error) if error.use_stderr() && std::env::args_os().any(|arg| arg == "--json") => {
+            let message = error.render().to_string();
+            println!("{}", json_error("usage", EXIT_USAGE, message.trim()));
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+        // Help and version print to stdout and exit 0; other usage errors exit 2.
+        Err(error) => error.exit(),
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     init_telemetry();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

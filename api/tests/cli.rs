@@ -146,6 +146,111 @@ fn bad_usage_exits_2_and_a_failed_operation_exits_3_with_a_message() {
     assert!(String::from_utf8_lossy(&no_key.stderr).contains("DEZKY_SIGNING_KEY_FILE"));
 }
 
+/// A demo ledger's export and public keys in `dir` (`ledger.jsonl`, `keys.txt`).
+fn demo_export(dir: &Path) {
+    assert_eq!(
+        dezky(dir, &["demo", "--commands", "6"]).status.code(),
+        Some(0)
+    );
+    let export = dezky(dir, &["audit", "export", "--output", "ledger.jsonl"]);
+    assert_eq!(export.status.code(), Some(0));
+    let keys = dezky(dir, &["keys", "public"]);
+    std::fs::write(dir.join("keys.txt"), &keys.stdout).expect("write keys");
+}
+
+#[test]
+fn verifying_dev_zero_ends_at_once_with_a_line_too_long_break_instead_of_exhausting_memory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    demo_export(dir.path());
+    let started = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dezky"))
+        .args([
+            "audit",
+            "verify",
+            "--export",
+            "/dev/zero",
+            "--keys",
+            "keys.txt",
+            "--json",
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("dezky runs");
+    // Reading 16 MiB takes milliseconds; a verifier that buffers without limit never ends.
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().expect("kill");
+            panic!("verifying /dev/zero did not end within a minute");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("output");
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_str(stdout(&output).trim()).expect("json");
+    let found = (
+        report["break"]["kind"]
+            .as_str()
+            .and_then(dezky_commands::verify::BreakKind::from_code),
+        report["break"]["line"].as_u64(),
+    );
+    assert_eq!(
+        found,
+        (
+            Some(dezky_commands::verify::BreakKind::LineTooLong),
+            Some(1)
+        )
+    );
+}
+
+#[test]
+fn the_summary_says_which_positions_each_key_signs_and_which_are_unsigned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    demo_export(dir.path());
+    let key = std::fs::read_to_string(dir.path().join("keys.txt")).expect("keys");
+    // `<name>+<key id>+<base64>`: the base64 may itself hold a '+'.
+    let mut fields = key.trim().splitn(3, '+');
+    let label = format!(
+        "{}+{}",
+        fields.next().expect("name"),
+        fields.next().expect("key id")
+    );
+    let verify = |file: &str, extra: &[&str]| {
+        let mut args = vec!["audit", "verify", "--export", file, "--keys", "keys.txt"];
+        args.extend_from_slice(extra);
+        dezky(dir.path(), &args)
+    };
+    // Signed to the end: the summary names the range and the key.
+    let signed = verify("ledger.jsonl", &[]);
+    assert_eq!(signed.status.code(), Some(0));
+    assert!(
+        stdout(&signed).contains(&format!("signed: positions 1..6 by {label}")),
+        "{}",
+        stdout(&signed)
+    );
+    // Without its checkpoint: nothing is signed, which is a break unless allowed.
+    let text = std::fs::read_to_string(dir.path().join("ledger.jsonl")).expect("export");
+    let unsigned: String = text
+        .lines()
+        .filter(|line| !line.contains("\"type\":\"checkpoint\""))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(dir.path().join("unsigned.jsonl"), unsigned).expect("write");
+    let refused = verify("unsigned.jsonl", &["--json"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_str(stdout(&refused).trim()).expect("json");
+    assert_eq!(report["break"]["kind"], "unsigned_tail");
+    assert_eq!(report["unsigned"], serde_json::json!({"from": 1, "to": 6}));
+    let allowed = verify("unsigned.jsonl", &["--allow-unsigned-tail"]);
+    assert_eq!(allowed.status.code(), Some(0));
+    assert!(
+        stdout(&allowed)
+            .contains("signed: no checkpoint: nothing is signed; positions 1..6 unsigned"),
+        "{}",
+        stdout(&allowed)
+    );
+}
+
 /// Reads lines of the server's stdout until the listening line, and returns the address.
 fn listening_address(
     stdout: std::process::ChildStdout,

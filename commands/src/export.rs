@@ -6,7 +6,8 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::fmt;
+use std::io::{BufRead, Read, Write};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Mutex;
 
@@ -17,7 +18,7 @@ use crate::encoding::{event_hash, EventFields, EventRecord, Hash32, GENESIS_PREV
 use crate::keys::TrustedKeys;
 use crate::merkle::Frontier;
 use crate::store::Ledger;
-use crate::verify::{BreakKind, ChainVerifier, Link, Report, Start};
+use crate::verify::{BreakKind, ChainVerifier, Link, Report, Rules, Start};
 use crate::LedgerError;
 
 /// The `format` value of an export's header line.
@@ -37,7 +38,8 @@ pub struct ExportOptions {
     pub tenant: Option<String>,
 }
 
-/// Errors while exporting or reading an export.
+/// Errors while exporting or reading an export. What an export *says* is never an error:
+/// anything wrong with its content is a break in the verifier's report.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     /// The ledger failed.
@@ -46,9 +48,6 @@ pub enum ExportError {
     /// Writing or reading the file failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
-    /// The file is not an export this version can read.
-    #[error("not a dezky ledger export: {0}")]
-    NotAnExport(String),
 }
 
 /// What an export wrote.
@@ -62,9 +61,12 @@ pub struct ExportSummary {
     pub checkpoints: u64,
     /// Last position exported.
     pub up_to: u64,
+    /// The largest checkpoint size among the exported positions (the `after` position when
+    /// none): positions after it are unsigned, which a strict verifier reports as a break.
+    pub signed_to: u64,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct HeaderLine<'a> {
     #[serde(rename = "type")]
     kind: Cow<'a, str>,
@@ -116,39 +118,6 @@ struct CheckpointLineOut<'a> {
     note: &'a str,
 }
 
-/// Every field any line kind may carry; one flat struct parses fastest and lets
-/// `RawValue` borrow the exact payload bytes (serde's tagged enums cannot).
-#[derive(Deserialize)]
-struct LineIn<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    position: Option<u64>,
-    #[serde(borrow)]
-    recorded_at: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    aggregate_type: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    aggregate_id: Option<Cow<'a, str>>,
-    aggregate_version: Option<u64>,
-    #[serde(borrow)]
-    event_type: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    event_version: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    metadata: Option<&'a RawValue>,
-    #[serde(borrow)]
-    metadata_text: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    payload: Option<&'a RawValue>,
-    #[serde(borrow)]
-    payload_text: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    prev_hash: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    hash: Option<Cow<'a, str>>,
-    note: Option<String>,
-}
-
 /// Returns the text as a raw JSON value when it is exactly one JSON value with no
 /// surrounding whitespace, so that embedding it keeps its bytes.
 fn as_raw(text: &str) -> Option<&RawValue> {
@@ -157,14 +126,21 @@ fn as_raw(text: &str) -> Option<&RawValue> {
         .filter(|raw| raw.get().len() == text.len())
 }
 
-fn tenant_of(metadata: &str) -> Option<String> {
-    // The hashed metadata decides tenancy, not the index column, so that editing the column
-    // cannot move an event out of a tenant's export unnoticed.
-    let value: serde_json::Value = serde_json::from_str(metadata).ok()?;
-    value
-        .get(dezky_domain::metadata::KEY_TENANT_ID)?
-        .as_str()
-        .map(str::to_owned)
+/// The tenant an event belongs to: the string member `tenant_id` of its stored metadata,
+/// which must be a JSON object with that member at most once; anything else belongs to no
+/// tenant. The exporter and the verifier both decide tenancy here, from the hashed bytes,
+/// never from the index column, so editing the column cannot move an event out of a tenant's
+/// export unnoticed.
+pub fn tenant_of(metadata: &str) -> Option<Cow<'_, str>> {
+    #[derive(Deserialize)]
+    struct Metadata<'a> {
+        // `dezky_domain::metadata::KEY_TENANT_ID` (serde needs a literal; a test ties them).
+        #[serde(borrow, rename = "tenant_id")]
+        tenant: Option<Cow<'a, str>>,
+    }
+    serde_json::from_str::<Metadata<'_>>(metadata)
+        .ok()
+        .and_then(|m| m.tenant)
 }
 
 /// Writes an export's header line, exactly as [`export`] does. Public so that tools (the
@@ -228,6 +204,25 @@ pub fn write_event(out: &mut impl Write, record: &EventRecord) -> Result<(), Exp
     Ok(())
 }
 
+/// Writes one elided line (position and hashes only), exactly as [`export`] does for another
+/// tenant's event.
+pub fn write_elided(
+    out: &mut impl Write,
+    position: u64,
+    prev_hash: &Hash32,
+    hash: &Hash32,
+) -> Result<(), ExportError> {
+    write_json_line(
+        out,
+        &ElidedLineOut {
+            kind: "elided",
+            position,
+            prev_hash: hex::encode(prev_hash),
+            hash: hex::encode(hash),
+        },
+    )
+}
+
 fn write_json_line(
     out: &mut (impl Write + ?Sized),
     value: &impl Serialize,
@@ -272,7 +267,12 @@ pub async fn export(
     // Checkpoints first, then the head: every checkpoint read this way was made from a head
     // no later than the one read next, so one beyond it is real evidence of truncation and
     // never a checkpoint signed while the export ran.
-    let checkpoints = ledger.checkpoints().await?;
+    let mut checkpoints = ledger.checkpoints().await?;
+    // The order verifiers require (§6): by size, equal sizes by note text (their `time`).
+    checkpoints.sort_by(|a, b| (a.tree_size, &a.note).cmp(&(b.tree_size, &b.note)));
+    // The same note stored twice (two processes signing one head in the same microsecond)
+    // is one checkpoint; written twice it would read as a repeated one.
+    checkpoints.dedup_by(|a, b| a.note == b.note);
     let up_to = ledger.head().await?.position;
     let after = options.since.unwrap_or(1).saturating_sub(1).min(up_to);
     let (frontier, anchor) = frontier_at(ledger, after).await?;
@@ -286,6 +286,7 @@ pub async fn export(
     )?;
     let mut summary = ExportSummary {
         up_to,
+        signed_to: after,
         ..ExportSummary::default()
     };
     let mut checkpoints = checkpoints.iter().peekable();
@@ -293,6 +294,9 @@ pub async fn export(
         while let Some(cp) = checkpoints.next_if(|cp| cp.tree_size <= size) {
             write_checkpoint(out, &cp.note)?;
             summary.checkpoints += 1;
+            if cp.tree_size <= summary.up_to {
+                summary.signed_to = summary.signed_to.max(cp.tree_size);
+            }
         }
         Ok::<(), ExportError>(())
     };
@@ -307,21 +311,13 @@ pub async fn export(
         for record in &batch {
             let full = match &options.tenant {
                 None => true,
-                Some(tenant) => tenant_of(&record.metadata).as_deref() == Some(tenant.as_str()),
+                Some(tenant) => tenant_of(&record.metadata).as_deref() == Some(tenant),
             };
             if full {
                 write_event(out, record)?;
                 summary.events += 1;
             } else {
-                write_json_line(
-                    out,
-                    &ElidedLineOut {
-                        kind: "elided",
-                        position: record.position,
-                        prev_hash: hex::encode(record.prev_hash),
-                        hash: hex::encode(record.hash),
-                    },
-                )?;
+                write_elided(out, record.position, &record.prev_hash, &record.hash)?;
                 summary.elided += 1;
             }
             emit_up_to(out, record.position, &mut summary)?;
@@ -340,9 +336,13 @@ pub async fn export(
 // The file is read in large blocks cut at line ends on the calling thread (which also owns
 // `input` and `progress`, neither of which need be `Send`), parsed and hashed by one worker
 // per core, and fed to the chain verifier in order as the blocks come back. Reading, parsing
-// and the ordered walk thus overlap; no line is copied into a `String` of its own.
+// and the ordered walk thus overlap; no line is copied into a `String` of its own. No line is
+// read beyond the maximum length, so memory stays bounded whatever the file holds.
 // ---------------------------------------------------------------------------------------
 
+/// The longest line the offline verifier reads unless told otherwise (16 MiB): far above any
+/// event the ledger writes, far below what would exhaust an auditor's machine.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 /// Bytes read per block handed to a worker (a longer line makes its block longer).
 const VERIFY_BLOCK_BYTES: usize = 1 << 20;
 /// Blocks in flight per worker: enough that a worker never waits for the reader, few enough
@@ -352,6 +352,25 @@ const VERIFY_BLOCKS_PER_WORKER: usize = 3;
 /// the serde path (whose own limit is 128).
 const FAST_MAX_DEPTH: usize = 64;
 
+/// How strictly an export is verified beyond the format's own rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyOptions {
+    /// Accept events after the last checkpoint, reporting them as unsigned, instead of
+    /// reporting an `unsigned_tail` break.
+    pub allow_unsigned_tail: bool,
+    /// Lines longer than this many bytes (not counting the `\n`) are a `line_too_long` break.
+    pub max_line_bytes: usize,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        Self {
+            allow_unsigned_tail: false,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Parsed {
     Event(Link),
@@ -359,13 +378,14 @@ enum Parsed {
     Checkpoint(String),
     Header,
     Bad(String),
-    /// The line is not UTF-8; the reader stops there, as `BufRead::lines` would.
-    InvalidUtf8,
+    /// The line is longer than the maximum; nothing after it is read.
+    TooLong,
 }
 
-/// Each byte's value as a hex digit, or 0xff: both cases, as the `hex` crate accepts. One
-/// table look-up a character instead of a chain of range tests (two hashes a line made hex
-/// decoding a third of verification time).
+/// Each byte's value as a lowercase hex digit, or 0xff. One table look-up a character
+/// instead of a chain of range tests (two hashes a line made hex decoding a third of
+/// verification time). Uppercase digits are refused: hex is lowercase (docs/ledger-format.md,
+/// conventions), so a hash has one spelling.
 const HEX_VALUES: [u8; 256] = {
     let mut table = [0xff; 256];
     let mut i = 0;
@@ -376,15 +396,32 @@ const HEX_VALUES: [u8; 256] = {
     let mut i = 0;
     while i < 6 {
         table[b'a' as usize + i] = 10 + i as u8;
-        table[b'A' as usize + i] = 10 + i as u8;
         i += 1;
     }
     table
 };
 
-/// A 32-byte hash from exactly 64 hex digits (what `hex::decode_to_slice` accepts).
-fn parse_hash(text: Option<&str>) -> Option<Hash32> {
-    let digits = text?.as_bytes();
+/// Bytes from lowercase hex digits (an even number of them).
+fn lower_hex(text: &str) -> Option<Vec<u8>> {
+    let digits = text.as_bytes();
+    if !digits.len().is_multiple_of(2) {
+        return None;
+    }
+    digits
+        .chunks_exact(2)
+        .map(|pair| {
+            let (high, low) = (
+                HEX_VALUES[usize::from(pair[0])],
+                HEX_VALUES[usize::from(pair[1])],
+            );
+            ((high | low) < 16).then_some(high << 4 | low)
+        })
+        .collect()
+}
+
+/// A 32-byte hash from exactly 64 lowercase hex digits.
+fn parse_hash(text: &str) -> Option<Hash32> {
+    let digits = text.as_bytes();
     if digits.len() != 64 {
         return None;
     }
@@ -403,140 +440,265 @@ fn parse_hash(text: Option<&str>) -> Option<Hash32> {
 }
 
 /// The fields of an event line, borrowed from the line, whichever parser read them.
-#[derive(Default)]
 struct EventText<'a> {
-    position: Option<u64>,
-    recorded_at: Option<&'a str>,
-    aggregate_type: Option<&'a str>,
-    aggregate_id: Option<&'a str>,
-    aggregate_version: Option<u64>,
-    event_type: Option<&'a str>,
-    event_version: Option<&'a str>,
-    metadata: Option<&'a str>,
-    payload: Option<&'a str>,
-    prev_hash: Option<&'a str>,
-    hash: Option<&'a str>,
+    position: u64,
+    recorded_at: &'a str,
+    aggregate_type: &'a str,
+    aggregate_id: &'a str,
+    aggregate_version: u64,
+    event_type: &'a str,
+    event_version: &'a str,
+    metadata: &'a str,
+    payload: &'a str,
+    prev_hash: &'a str,
+    hash: &'a str,
 }
 
 /// Judges an event line and hashes its content. Both parsers end here, so a line means the
-/// same whichever of them read it.
-fn event_line(text: &EventText<'_>) -> Parsed {
-    let (Some(position), Some(prev_hash), Some(hash)) = (
-        text.position,
-        parse_hash(text.prev_hash),
-        parse_hash(text.hash),
-    ) else {
-        return Parsed::Bad("an event line lacks its position or hashes".into());
-    };
-    let (
-        Some(recorded_at),
-        Some(aggregate_type),
-        Some(aggregate_id),
-        Some(aggregate_version),
-        Some(event_type),
-        Some(event_version),
-        Some(metadata),
-        Some(payload),
-    ) = (
-        text.recorded_at,
-        text.aggregate_type,
-        text.aggregate_id,
-        text.aggregate_version,
-        text.event_type,
-        text.event_version,
-        text.metadata,
-        text.payload,
-    )
-    else {
-        return Parsed::Bad(format!("event line {position} lacks a field"));
+/// same whichever of them read it. `tenant` is the tenant of a tenant export.
+fn event_line(text: &EventText<'_>, tenant: Option<&str>) -> Parsed {
+    let (Some(prev_hash), Some(hash)) = (parse_hash(text.prev_hash), parse_hash(text.hash)) else {
+        return Parsed::Bad(format!(
+            "event {}'s prev_hash or hash is not 64 lowercase hex digits",
+            text.position
+        ));
     };
     let computed = event_hash(&EventFields {
-        position,
-        recorded_at,
-        aggregate_type,
-        aggregate_id,
-        aggregate_version,
-        event_type,
-        event_version,
-        metadata,
-        payload,
+        position: text.position,
+        recorded_at: text.recorded_at,
+        aggregate_type: text.aggregate_type,
+        aggregate_id: text.aggregate_id,
+        aggregate_version: text.aggregate_version,
+        event_type: text.event_type,
+        event_version: text.event_version,
+        metadata: text.metadata,
+        payload: text.payload,
         prev_hash: &prev_hash,
     });
-    Parsed::Event(Link {
-        position,
-        prev_hash,
-        hash,
-        content_ok: computed == hash,
-    })
+    let mut link = Link::event(text.position, prev_hash, hash, computed == hash);
+    link.foreign = tenant.is_some_and(|t| tenant_of(text.metadata).as_deref() != Some(t));
+    Parsed::Event(link)
 }
 
 /// Judges an elided line (see [`event_line`]).
-fn elided_line(position: Option<u64>, prev_hash: Option<&str>, hash: Option<&str>) -> Parsed {
-    match (position, parse_hash(prev_hash), parse_hash(hash)) {
-        (Some(position), Some(prev_hash), Some(hash)) => Parsed::Elided(Link {
-            position,
-            prev_hash,
-            hash,
-            content_ok: true,
-        }),
-        _ => Parsed::Bad("an elided line lacks its position or hashes".into()),
+fn elided_line(position: u64, prev_hash: &str, hash: &str) -> Parsed {
+    match (parse_hash(prev_hash), parse_hash(hash)) {
+        (Some(prev_hash), Some(hash)) => Parsed::Elided(Link::elided(position, prev_hash, hash)),
+        _ => Parsed::Bad(format!(
+            "elided line {position}'s prev_hash or hash is not 64 lowercase hex digits"
+        )),
     }
 }
 
-fn parse_line(line: &str) -> Parsed {
+fn parse_line(line: &str, tenant: Option<&str>) -> Parsed {
     // Nearly every line is an event or elided line exactly as `export` writes it; read those
     // without serde. Anything else, or anything the fast parser is unsure of, goes to serde.
-    fast::parse(line).unwrap_or_else(|| parse_line_serde(line))
+    fast::parse(line, tenant).unwrap_or_else(|| parse_line_serde(line, tenant))
 }
 
-/// Reads any line serde can: other key orders, whitespace, escapes, `*_text` fields.
-fn parse_line_serde(line: &str) -> Parsed {
-    let parsed: LineIn<'_> = match serde_json::from_str(line) {
-        Ok(parsed) => parsed,
-        Err(error) => return Parsed::Bad(format!("not a JSON object ({error})")),
-    };
-    match parsed.kind.as_ref() {
-        "event" => event_line(&EventText {
-            position: parsed.position,
-            recorded_at: parsed.recorded_at.as_deref(),
-            aggregate_type: parsed.aggregate_type.as_deref(),
-            aggregate_id: parsed.aggregate_id.as_deref(),
-            aggregate_version: parsed.aggregate_version,
-            event_type: parsed.event_type.as_deref(),
-            event_version: parsed.event_version.as_deref(),
-            metadata: parsed
-                .metadata
-                .map(RawValue::get)
-                .or(parsed.metadata_text.as_deref()),
-            payload: parsed
-                .payload
-                .map(RawValue::get)
-                .or(parsed.payload_text.as_deref()),
-            prev_hash: parsed.prev_hash.as_deref(),
-            hash: parsed.hash.as_deref(),
-        }),
-        "elided" => elided_line(
-            parsed.position,
-            parsed.prev_hash.as_deref(),
-            parsed.hash.as_deref(),
-        ),
-        "checkpoint" => match parsed.note {
-            Some(note) => Parsed::Checkpoint(note),
-            None => Parsed::Bad("a checkpoint line lacks its note".into()),
-        },
-        "header" => Parsed::Header,
-        other => Parsed::Bad(format!("unknown line type {other:?}")),
+/// A JSON object's members in order, values left as their raw text. The strict reader checks
+/// the member names itself: which names a line may carry depends on its `type`, and a
+/// repeated name must be refused, neither of which serde's derive does for one flat struct.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::new();
+                while let Some(Text(name)) = map.next_key::<Text<'de>>()? {
+                    members.push((name, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visit)
     }
 }
 
-/// A parser for exactly the event and elided lines `export` writes: keys in the written
+impl<'a> Members<'a> {
+    /// Checks that every name is one of `allowed`, none repeats, and all of `required` are
+    /// there.
+    fn check(&self, allowed: &[&str], required: &[&str]) -> Result<(), String> {
+        for (index, (name, _)) in self.0.iter().enumerate() {
+            if !allowed.contains(&name.as_ref()) {
+                return Err(format!("unknown member {name:?}"));
+            }
+            if self.0[..index].iter().any(|(earlier, _)| earlier == name) {
+                return Err(format!("member {name:?} appears twice"));
+            }
+        }
+        match required.iter().find(|name| self.get(name).is_none()) {
+            Some(missing) => Err(format!("missing member {missing:?}")),
+            None => Ok(()),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| *value)
+    }
+
+    /// A string member's value (escapes decoded).
+    fn text(&self, name: &str) -> Result<Cow<'a, str>, String> {
+        self.get(name)
+            .and_then(|raw| serde_json::from_str::<Text<'a>>(raw.get()).ok())
+            .map(|Text(text)| text)
+            .ok_or_else(|| format!("member {name:?} is not a string"))
+    }
+
+    /// An integer member's value: digits only (serde alone would read `-0` as 0), within
+    /// u64.
+    fn integer(&self, name: &str) -> Result<u64, String> {
+        self.get(name)
+            .map(RawValue::get)
+            .filter(|text| text.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|text| serde_json::from_str::<u64>(text).ok())
+            .ok_or_else(|| format!("member {name:?} is not an integer from 0 to 2^64-1"))
+    }
+
+    /// Exactly one of a stored value embedded as JSON (`name`) or as a string
+    /// (`name_text`): the stored bytes.
+    fn stored(&self, name: &str, as_text: &str) -> Result<Cow<'a, str>, String> {
+        match (self.get(name), self.get(as_text)) {
+            (Some(raw), None) => Ok(Cow::Borrowed(raw.get())),
+            (None, Some(_)) => self.text(as_text),
+            _ => Err(format!(
+                "exactly one of {name:?} and {as_text:?} must be present"
+            )),
+        }
+    }
+}
+
+const EVENT_MEMBERS: [&str; 14] = [
+    "type",
+    "position",
+    "recorded_at",
+    "aggregate_type",
+    "aggregate_id",
+    "aggregate_version",
+    "event_type",
+    "event_version",
+    "metadata",
+    "metadata_text",
+    "payload",
+    "payload_text",
+    "prev_hash",
+    "hash",
+];
+const EVENT_REQUIRED: [&str; 10] = [
+    "type",
+    "position",
+    "recorded_at",
+    "aggregate_type",
+    "aggregate_id",
+    "aggregate_version",
+    "event_type",
+    "event_version",
+    "prev_hash",
+    "hash",
+];
+const ELIDED_MEMBERS: [&str; 4] = ["type", "position", "prev_hash", "hash"];
+const CHECKPOINT_MEMBERS: [&str; 2] = ["type", "note"];
+const HEADER_MEMBERS: [&str; 8] = [
+    "type",
+    "format",
+    "version",
+    "after_position",
+    "anchor_hash",
+    "frontier",
+    "up_to",
+    "tenant",
+];
+
+/// Reads any line the format allows (members in any order, JSON whitespace, escapes,
+/// `*_text` members), refusing unknown and repeated members.
+fn parse_line_serde(line: &str, tenant: Option<&str>) -> Parsed {
+    let members: Members<'_> = match serde_json::from_str(line) {
+        Ok(members) => members,
+        Err(error) => return Parsed::Bad(format!("not a JSON object ({error})")),
+    };
+    let kind = match members.text("type") {
+        Ok(kind) => kind,
+        Err(reason) => return Parsed::Bad(reason),
+    };
+    let judged = match kind.as_ref() {
+        "event" => serde_event(&members, tenant),
+        "elided" => members
+            .check(&ELIDED_MEMBERS, &ELIDED_MEMBERS)
+            .and_then(|()| {
+                Ok(elided_line(
+                    members.integer("position")?,
+                    &members.text("prev_hash")?,
+                    &members.text("hash")?,
+                ))
+            }),
+        "checkpoint" => members
+            .check(&CHECKPOINT_MEMBERS, &CHECKPOINT_MEMBERS)
+            .and_then(|()| Ok(Parsed::Checkpoint(members.text("note")?.into_owned()))),
+        "header" => Ok(Parsed::Header),
+        other => Err(format!("unknown line type {other:?}")),
+    };
+    judged.unwrap_or_else(|reason| Parsed::Bad(format!("{kind} line: {reason}")))
+}
+
+fn serde_event(members: &Members<'_>, tenant: Option<&str>) -> Result<Parsed, String> {
+    members.check(&EVENT_MEMBERS, &EVENT_REQUIRED)?;
+    let text = |name| members.text(name);
+    let (recorded_at, aggregate_type, aggregate_id) = (
+        text("recorded_at")?,
+        text("aggregate_type")?,
+        text("aggregate_id")?,
+    );
+    let (event_type, event_version, prev_hash, hash) = (
+        text("event_type")?,
+        text("event_version")?,
+        text("prev_hash")?,
+        text("hash")?,
+    );
+    let metadata = members.stored("metadata", "metadata_text")?;
+    let payload = members.stored("payload", "payload_text")?;
+    Ok(event_line(
+        &EventText {
+            position: members.integer("position")?,
+            recorded_at: &recorded_at,
+            aggregate_type: &aggregate_type,
+            aggregate_id: &aggregate_id,
+            aggregate_version: members.integer("aggregate_version")?,
+            event_type: &event_type,
+            event_version: &event_version,
+            metadata: &metadata,
+            payload: &payload,
+            prev_hash: &prev_hash,
+            hash: &hash,
+        },
+        tenant,
+    ))
+}
+
+/// A parser for exactly the event and elided lines `export` writes: members in the written
 /// order, no whitespace, no escapes in the top-level strings, integers only.
 ///
-/// It accepts a strict subset of what serde accepts and reads it the same way, so it may
-/// decline any line (returning `None`, and the serde path decides) but never accept one that
-/// serde would read differently or reject. In particular it declines: `null` where serde's
-/// `Option` would read "absent"; escapes in fields serde would unescape; fractions and
-/// exponents; whitespace; deep nesting; and trailing bytes after the closing brace.
+/// It accepts a strict subset of what the serde path accepts and reads it the same way, so it
+/// may decline any line (returning `None`, and the serde path decides) but never accept one
+/// that serde would read differently or refuse. In particular it declines: escapes in fields
+/// serde would unescape; fractions and exponents; whitespace; deep nesting; and trailing bytes after the
+/// closing brace.
 mod fast {
     use super::{elided_line, event_line, EventText, Parsed, FAST_MAX_DEPTH};
 
@@ -708,12 +870,8 @@ mod fast {
             }
         }
 
-        /// A payload or metadata value, as `Option<&RawValue>` reads it when present.
+        /// A payload or metadata value: its text, exactly as it stands in the line.
         fn raw(&mut self) -> Option<&'a str> {
-            // serde reads `null` into an `Option` as absent, not as the text "null".
-            if self.peek()? == b'n' {
-                return None;
-            }
             let start = self.at;
             self.raw_value(1)?;
             self.text.get(start..self.at)
@@ -735,8 +893,9 @@ mod fast {
         }
     }
 
-    /// Reads an event or elided line as `export` writes it, or declines.
-    pub(super) fn parse(line: &str) -> Option<Parsed> {
+    /// Reads an event or elided line as `export` writes it, or declines. `tenant` is the
+    /// tenant of a tenant export.
+    pub(super) fn parse(line: &str, tenant: Option<&str>) -> Option<Parsed> {
         let mut c = Cursor {
             text: line,
             bytes: line.as_bytes(),
@@ -745,100 +904,134 @@ mod fast {
         c.expect(b"{\"type\":\"")?;
         if c.expect(b"event\",").is_some() {
             let text = EventText {
-                position: Some(c.field(b"\"position\":", Cursor::unsigned)?),
-                recorded_at: c.field(b",\"recorded_at\":", Cursor::plain_string)?.into(),
-                aggregate_type: c
-                    .field(b",\"aggregate_type\":", Cursor::plain_string)?
-                    .into(),
-                aggregate_id: c.field(b",\"aggregate_id\":", Cursor::plain_string)?.into(),
-                aggregate_version: Some(c.field(b",\"aggregate_version\":", Cursor::unsigned)?),
-                event_type: c.field(b",\"event_type\":", Cursor::plain_string)?.into(),
-                event_version: c
-                    .field(b",\"event_version\":", Cursor::plain_string)?
-                    .into(),
-                metadata: c.field(b",\"metadata\":", Cursor::raw)?.into(),
-                payload: c.field(b",\"payload\":", Cursor::raw)?.into(),
-                prev_hash: c.field(b",\"prev_hash\":", Cursor::plain_string)?.into(),
-                hash: c.field(b",\"hash\":", Cursor::plain_string)?.into(),
+                position: c.field(b"\"position\":", Cursor::unsigned)?,
+                recorded_at: c.field(b",\"recorded_at\":", Cursor::plain_string)?,
+                aggregate_type: c.field(b",\"aggregate_type\":", Cursor::plain_string)?,
+                aggregate_id: c.field(b",\"aggregate_id\":", Cursor::plain_string)?,
+                aggregate_version: c.field(b",\"aggregate_version\":", Cursor::unsigned)?,
+                event_type: c.field(b",\"event_type\":", Cursor::plain_string)?,
+                event_version: c.field(b",\"event_version\":", Cursor::plain_string)?,
+                metadata: c.field(b",\"metadata\":", Cursor::raw)?,
+                payload: c.field(b",\"payload\":", Cursor::raw)?,
+                prev_hash: c.field(b",\"prev_hash\":", Cursor::plain_string)?,
+                hash: c.field(b",\"hash\":", Cursor::plain_string)?,
             };
             c.end()?;
-            return Some(event_line(&text));
+            return Some(event_line(&text, tenant));
         }
         c.expect(b"elided\",")?;
         let position = c.field(b"\"position\":", Cursor::unsigned)?;
         let prev_hash = c.field(b",\"prev_hash\":", Cursor::plain_string)?;
         let hash = c.field(b",\"hash\":", Cursor::plain_string)?;
         c.end()?;
-        Some(elided_line(Some(position), Some(prev_hash), Some(hash)))
+        Some(elided_line(position, prev_hash, hash))
     }
 }
 
-fn parse_header(line: &str) -> Result<(Start, Option<String>, u64), ExportError> {
-    let header: HeaderLine<'_> = serde_json::from_str(line)
-        .map_err(|e| ExportError::NotAnExport(format!("first line is not a header ({e})")))?;
-    if header.kind != "header" || header.format != EXPORT_FORMAT {
-        return Err(ExportError::NotAnExport(
-            "first line is not a header".into(),
+/// An export's header line, as the verifier reads it.
+#[derive(Debug)]
+struct Header {
+    start: Start,
+    up_to: u64,
+    tenant: Option<String>,
+}
+
+/// Reads the header line strictly (§6.1); the error is the reason for a `malformed` break.
+fn parse_header(line: &str) -> Result<Header, String> {
+    let members: Members<'_> =
+        serde_json::from_str(line).map_err(|e| format!("line 1 is not a JSON object ({e})"))?;
+    if members.text("type").ok().as_deref() != Some("header") {
+        return Err("line 1 is not a header".into());
+    }
+    members.check(&HEADER_MEMBERS, &HEADER_MEMBERS)?;
+    if members.text("format")? != EXPORT_FORMAT {
+        return Err(format!("the header's format is not {EXPORT_FORMAT:?}"));
+    }
+    let version = members.integer("version")?;
+    if version != u64::from(EXPORT_VERSION) {
+        return Err(format!(
+            "format version {version} (this verifier reads version {EXPORT_VERSION})"
         ));
     }
-    if header.version != EXPORT_VERSION {
-        return Err(ExportError::NotAnExport(format!(
-            "format version {} (this verifier reads {EXPORT_VERSION})",
-            header.version
-        )));
+    let after = members.integer("after_position")?;
+    let anchor = parse_hash(&members.text("anchor_hash")?)
+        .ok_or("anchor_hash is not 64 lowercase hex digits")?;
+    if after == 0 && anchor != GENESIS_PREV_HASH {
+        return Err("anchor_hash must be zeros when after_position is 0".into());
     }
-    let anchor = parse_hash(Some(&header.anchor_hash))
-        .ok_or_else(|| ExportError::NotAnExport("malformed anchor_hash".into()))?;
-    let frontier_bytes = hex::decode(header.frontier.as_ref())
-        .map_err(|_| ExportError::NotAnExport("malformed frontier".into()))?;
-    let frontier = Frontier::from_bytes(&frontier_bytes)
-        .map_err(|_| ExportError::NotAnExport("malformed frontier".into()))?;
-    if frontier.size() != header.after_position {
-        return Err(ExportError::NotAnExport(
-            "the header's frontier does not cover after_position".into(),
+    let frontier = lower_hex(&members.text("frontier")?)
+        .and_then(|bytes| Frontier::from_bytes(&bytes).ok())
+        .ok_or("frontier is not a Merkle frontier in lowercase hex")?;
+    if frontier.size() != after {
+        return Err("the header's frontier does not cover after_position".into());
+    }
+    let up_to = members.integer("up_to")?;
+    if up_to < after {
+        return Err(format!(
+            "up_to ({up_to}) is before after_position ({after})"
         ));
     }
-    Ok((
-        Start {
-            after: header.after_position,
+    let tenant = match members.get("tenant").map(RawValue::get) {
+        Some("null") => None,
+        _ => Some(
+            members
+                .text("tenant")
+                .ok()
+                .filter(|t| !t.is_empty())
+                .ok_or("tenant is neither null nor a non-empty string")?
+                .into_owned(),
+        ),
+    };
+    Ok(Header {
+        start: Start {
+            after,
             anchor,
             frontier: Some(frontier),
         },
-        header.tenant.map(Cow::into_owned),
-        header.up_to,
-    ))
+        up_to,
+        tenant,
+    })
 }
 
-/// Parses every line of a block, in order. Lines end at `\n`, and a `\r` before it is not
-/// part of the line, exactly as `BufRead::lines` splits them.
-fn parse_block(block: &[u8]) -> Vec<Parsed> {
-    let (valid, invalid) = match std::str::from_utf8(block) {
-        Ok(text) => (text, false),
+/// Parses every line of a block, in order. Lines end at `\n` (which is not part of them); a
+/// line longer than `max_line` bytes, or one that is not UTF-8, is the last one parsed.
+fn parse_block(block: &[u8], tenant: Option<&str>, max_line: usize) -> Vec<Parsed> {
+    let (valid, bad_line_len) = match std::str::from_utf8(block) {
+        Ok(text) => (text, None),
         Err(error) => {
-            // Lines before the one holding the bad byte are read; that line stops the walk.
+            // Lines before the one holding the bad byte are read; that line ends the block.
             let bad = error.valid_up_to();
-            let line_start = block[..bad]
+            let start = block[..bad]
                 .iter()
                 .rposition(|&b| b == b'\n')
                 .map_or(0, |p| p + 1);
+            let end = block[bad..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(block.len(), |p| bad + p);
             (
-                std::str::from_utf8(&block[..line_start]).unwrap_or_default(),
-                true,
+                std::str::from_utf8(&block[..start]).unwrap_or_default(),
+                Some(end - start),
             )
         }
     };
     let mut parsed = Vec::with_capacity(valid.len() / 256 + 1);
     let mut rest = valid;
     while !rest.is_empty() {
-        let (line, after) = match rest.split_once('\n') {
-            Some((line, after)) => (line.strip_suffix('\r').unwrap_or(line), after),
-            None => (rest, ""),
-        };
-        parsed.push(parse_line(line));
+        let (line, after) = rest.split_once('\n').unwrap_or((rest, ""));
+        if line.len() > max_line {
+            parsed.push(Parsed::TooLong);
+            return parsed;
+        }
+        parsed.push(parse_line(line, tenant));
         rest = after;
     }
-    if invalid {
-        parsed.push(Parsed::InvalidUtf8);
+    if let Some(len) = bad_line_len {
+        parsed.push(if len > max_line {
+            Parsed::TooLong
+        } else {
+            Parsed::Bad("the line is not valid UTF-8".into())
+        });
     }
     parsed
 }
@@ -848,6 +1041,8 @@ fn parse_block(block: &[u8]) -> Vec<Parsed> {
 struct Block {
     buffer: Vec<u8>,
     len: usize,
+    /// The block is one line that outgrew the maximum line length; reading stops here.
+    overlong: bool,
 }
 
 impl Block {
@@ -858,11 +1053,13 @@ impl Block {
 
 /// Reads the next block: whole lines of about [`VERIFY_BLOCK_BYTES`], or the rest of the
 /// input at its end, into `buffer`. `carry` holds the start of a line cut off by the
-/// previous block; `None` means the input is exhausted.
+/// previous block; `None` means the input is exhausted. A line is read no further than
+/// `max_line + 1` bytes: such a block is marked `overlong`.
 fn read_block(
     input: &mut impl BufRead,
     carry: &mut Vec<u8>,
     mut buffer: Vec<u8>,
+    max_line: usize,
 ) -> std::io::Result<Option<Block>> {
     let mut len = carry.len();
     // Room for the carried line start plus a full block: a read at least as large as the
@@ -890,44 +1087,58 @@ fn read_block(
             }
         }
         if at_end {
-            return Ok((len > 0).then_some(Block { buffer, len }));
+            return Ok((len > 0).then_some(Block {
+                buffer,
+                len,
+                overlong: false,
+            }));
         }
         if let Some(last) = buffer[searched..len].iter().rposition(|&b| b == b'\n') {
             let cut = searched + last + 1;
             carry.extend_from_slice(&buffer[cut..len]);
-            return Ok(Some(Block { buffer, len: cut }));
+            return Ok(Some(Block {
+                buffer,
+                len: cut,
+                overlong: false,
+            }));
         }
-        // A line longer than the block: keep reading until it ends.
-        target *= 2;
+        // The whole buffer is one unfinished line.
+        if len > max_line {
+            return Ok(Some(Block {
+                buffer,
+                len,
+                overlong: true,
+            }));
+        }
+        // Keep reading until it ends, but never past the maximum.
+        target = (target * 2).min(max_line.saturating_add(1)).max(len + 1);
         if buffer.len() < target {
             buffer.resize(target, 0);
         }
     }
 }
 
-/// Reads the header line as `BufRead::lines` would, or `None` on an empty input.
-fn read_header(input: &mut impl BufRead) -> Result<Option<String>, ExportError> {
+/// The first line of an export.
+enum FirstLine {
+    Empty,
+    TooLong,
+    Line(Vec<u8>),
+}
+
+/// Reads the header line, no further than `max_line + 1` bytes.
+fn read_first_line(input: &mut impl BufRead, max_line: usize) -> std::io::Result<FirstLine> {
     let mut bytes = Vec::new();
-    if input.read_until(b'\n', &mut bytes)? == 0 {
-        return Ok(None);
+    let limit = u64::try_from(max_line).map_or(u64::MAX, |max| max.saturating_add(1));
+    input.by_ref().take(limit).read_until(b'\n', &mut bytes)?;
+    if bytes.is_empty() {
+        return Ok(FirstLine::Empty);
     }
     if bytes.last() == Some(&b'\n') {
         bytes.pop();
-        if bytes.last() == Some(&b'\r') {
-            bytes.pop();
-        }
+    } else if bytes.len() > max_line {
+        return Ok(FirstLine::TooLong);
     }
-    String::from_utf8(bytes)
-        .map(Some)
-        .map_err(|_| invalid_utf8())
-}
-
-fn invalid_utf8() -> ExportError {
-    // The very error `BufRead::lines` gives, so callers see no difference.
-    ExportError::Io(std::io::Error::new(
-        std::io::ErrorKind::InvalidData,
-        "stream did not contain valid UTF-8",
-    ))
+    Ok(FirstLine::Line(bytes))
 }
 
 struct Job {
@@ -942,7 +1153,7 @@ struct Done {
     block: Block,
 }
 
-fn worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>) {
+fn worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, tenant: Option<&str>, max_line: usize) {
     loop {
         let job = match jobs.lock() {
             Ok(receiver) => receiver.recv(),
@@ -951,27 +1162,71 @@ fn worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>) {
         let Ok(Job { seq, block }) = job else {
             return;
         };
-        let parsed =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse_block(block.bytes())))
-                .ok();
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            parse_block(block.bytes(), tenant, max_line)
+        }))
+        .ok();
         if done.send(Done { seq, parsed, block }).is_err() {
             return;
         }
     }
 }
 
+/// The report for an export whose header line is not a header: a break at position 0,
+/// line 1.
+fn header_break(keys: TrustedKeys, kind: BreakKind, detail: String) -> Report {
+    let mut verifier = ChainVerifier::new(keys, Start::genesis(), Rules::default());
+    verifier.set_line(1);
+    verifier.fail(kind, 0, detail);
+    verifier.finish(None)
+}
+
 /// Verifies an export offline with nothing but the trusted public keys. Blocks of lines are
 /// parsed and hashed in parallel; linkage is then checked in order. `progress` gets the
 /// position reached and the header's final position.
+///
+/// Whatever the file holds, the answer is a [`Report`]; an error means the input could not
+/// be read.
 pub fn verify_export(
     mut input: impl BufRead,
     keys: TrustedKeys,
+    options: &VerifyOptions,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Report, ExportError> {
-    let header = read_header(&mut input)?
-        .ok_or_else(|| ExportError::NotAnExport("the file is empty".into()))?;
-    let (start, _tenant, up_to) = parse_header(&header)?;
-    let mut verifier = ChainVerifier::new(keys, start);
+    let max_line = options.max_line_bytes;
+    let line = match read_first_line(&mut input, max_line)? {
+        FirstLine::Empty => {
+            return Ok(header_break(
+                keys,
+                BreakKind::Malformed,
+                "the file is empty".into(),
+            ))
+        }
+        FirstLine::TooLong => {
+            return Ok(header_break(
+                keys,
+                BreakKind::LineTooLong,
+                format!("line 1 is longer than {max_line} bytes"),
+            ))
+        }
+        FirstLine::Line(bytes) => bytes,
+    };
+    let header = match std::str::from_utf8(&line) {
+        Ok(text) => parse_header(text),
+        Err(_) => Err("line 1 is not valid UTF-8".into()),
+    };
+    let header = match header {
+        Ok(header) => header,
+        Err(reason) => return Ok(header_break(keys, BreakKind::Malformed, reason)),
+    };
+    let up_to = header.up_to;
+    let tenant = header.tenant.as_deref();
+    let rules = Rules {
+        elided_allowed: tenant.is_some(),
+        up_to: Some(up_to),
+        allow_unsigned_tail: options.allow_unsigned_tail,
+    };
+    let mut verifier = ChainVerifier::new(keys, header.start, rules);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let job_rx = Mutex::new(job_rx);
@@ -979,7 +1234,7 @@ pub fn verify_export(
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let (jobs, done) = (&job_rx, done_tx.clone());
-            scope.spawn(move || worker(jobs, &done));
+            scope.spawn(move || worker(jobs, &done, tenant, max_line));
         }
         drop(done_tx);
         // Dropping `job_tx` on the way out, success or error, lets the workers finish.
@@ -989,20 +1244,12 @@ pub fn verify_export(
             &done_rx,
             workers * VERIFY_BLOCKS_PER_WORKER,
             &mut verifier,
+            max_line,
             |position| progress(position, up_to),
         )
     })?;
     let mut report = verifier.finish(None);
-    if report.first_break.is_none() && report.last_position < up_to {
-        report.first_break = Some(crate::verify::Break {
-            kind: BreakKind::Truncated,
-            position: report.last_position + 1,
-            detail: format!(
-                "the export's header announces events up to {up_to} but it ends at {}",
-                report.last_position
-            ),
-        });
-    }
+    report.tenant = header.tenant;
     Ok(report)
 }
 
@@ -1014,6 +1261,7 @@ fn walk(
     done: &Receiver<Done>,
     in_flight_limit: usize,
     verifier: &mut ChainVerifier,
+    max_line: usize,
     mut progress: impl FnMut(u64),
 ) -> Result<(), ExportError> {
     let worker_failed = || {
@@ -1030,8 +1278,10 @@ fn walk(
     let mut line_no: u64 = 1;
     loop {
         while !at_end && sent - fed < in_flight_limit as u64 {
-            match read_block(input, &mut carry, spare.pop().unwrap_or_default())? {
+            match read_block(input, &mut carry, spare.pop().unwrap_or_default(), max_line)? {
                 Some(block) => {
+                    // An overlong line is the last thing read: its block reports it.
+                    at_end = block.overlong;
                     jobs.send(Job { seq: sent, block })
                         .map_err(|_| worker_failed())?;
                     sent += 1;
@@ -1053,25 +1303,19 @@ fn walk(
         spare.push(next.block.buffer);
         for parsed in next.parsed.ok_or_else(worker_failed)? {
             line_no += 1;
+            verifier.set_line(line_no);
             match parsed {
-                Parsed::Event(link) => verifier.push(link),
-                Parsed::Elided(link) => {
-                    verifier.push_elided(link.position, link.prev_hash, link.hash)
-                }
+                Parsed::Event(link) | Parsed::Elided(link) => verifier.push(link),
                 Parsed::Checkpoint(note) => verifier.push_checkpoint(&note),
-                Parsed::Header => verifier.fail(
-                    BreakKind::Malformed,
-                    verifier.position() + 1,
-                    format!("line {line_no}: a second header"),
+                Parsed::Header => verifier.fail_line(BreakKind::Malformed, "a second header"),
+                Parsed::Bad(reason) => verifier.fail_line(BreakKind::Malformed, reason),
+                Parsed::TooLong => verifier.fail_line(
+                    BreakKind::LineTooLong,
+                    format!("the line is longer than {max_line} bytes"),
                 ),
-                Parsed::Bad(reason) => verifier.fail(
-                    BreakKind::Malformed,
-                    verifier.position() + 1,
-                    format!("line {line_no}: {reason}"),
-                ),
-                // A break found before the unreadable line already ends the walk.
-                Parsed::InvalidUtf8 if verifier.has_break() => return Ok(()),
-                Parsed::InvalidUtf8 => return Err(invalid_utf8()),
+            }
+            if verifier.has_break() {
+                break;
             }
         }
         progress(verifier.position());
@@ -1080,7 +1324,6 @@ fn walk(
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1096,21 +1339,13 @@ mod tests {
         )
     }
 
-    /// What the serde path alone makes of a line.
+    /// What the serde path alone makes of a line, for comparing with the fast parser.
     fn slow(line: &str) -> String {
-        let parsed: Result<LineIn<'_>, _> = serde_json::from_str(line);
-        match parsed {
-            Err(_) => "error".into(),
-            Ok(p) => format!(
-                "{:?} {:?} {:?} {:?} {:?} {:?}",
-                p.kind,
-                p.position,
-                p.metadata.map(RawValue::get),
-                p.payload.map(RawValue::get),
-                p.prev_hash,
-                p.aggregate_version
-            ),
-        }
+        format!("{:?}", parse_line_serde(line, Some("t-1")))
+    }
+
+    fn is_bad(parsed: &Parsed, containing: &str) -> bool {
+        matches!(parsed, Parsed::Bad(reason) if reason.contains(containing))
     }
 
     #[test]
@@ -1123,7 +1358,9 @@ mod tests {
             aggregate_version: 1,
             event_type: "ReadingRecorded".into(),
             event_version: "2.0".into(),
-            metadata: r#"{"a":[1,-2,true,false,null,{}],"b":"x\"y\\u00e9\u00e9"}"#.into(),
+            metadata:
+                r#"{"a":[1,-2,true,false,null,{}],"b":"x\"y\\u00e9\u00e9","tenant_id":"t-1"}"#
+                    .into(),
             payload: r#"{"ReadingRecorded":{"label":"l","reading_no":1}}"#.into(),
             prev_hash: GENESIS_PREV_HASH,
             hash: [0; 32],
@@ -1133,18 +1370,19 @@ mod tests {
         let mut out = Vec::new();
         write_event(&mut out, &record).expect("write");
         let line = std::str::from_utf8(&out).expect("utf-8").trim_end();
-        let fast = fast::parse(line).expect("the fast parser reads export lines");
+        let fast = fast::parse(line, Some("t-1")).expect("the fast parser reads export lines");
         assert!(
-            matches!(fast, Parsed::Event(link) if link.content_ok && link.hash == record.hash),
+            matches!(fast, Parsed::Event(link) if link.content_ok && !link.foreign && link.hash == record.hash),
             "{fast:?}"
         );
+        assert_eq!(format!("{fast:?}"), slow(line));
+        // The same event in another tenant's export is foreign.
+        assert!(matches!(fast::parse(line, Some("t-2")), Some(Parsed::Event(l)) if l.foreign));
     }
 
     #[test]
     fn the_fast_parser_declines_what_it_cannot_read_exactly_as_serde() {
         let declined = [
-            // `null` is "absent" to serde's Option, not the text "null".
-            event_json("null", "{}"),
             // Fractions, exponents, leading zeros, whitespace, unknown escapes, deep nesting.
             event_json("{\"a\":1.5}", "{}"),
             event_json("{\"a\":1e3}", "{}"),
@@ -1159,17 +1397,19 @@ mod tests {
             event_json("{}", "{}").replace("\"p-1\"", "\"p-\\u0031\""),
         ];
         for line in &declined {
-            assert!(fast::parse(line).is_none(), "accepted {line}");
+            assert!(fast::parse(line, None).is_none(), "accepted {line}");
         }
-        // Declined lines still parse (or fail) on the serde path, as before.
-        assert!(matches!(parse_line(&declined[0]), Parsed::Bad(_)));
-        assert!(matches!(parse_line(&declined[1]), Parsed::Event(_)));
-        assert!(matches!(parse_line(&declined[7]), Parsed::Bad(_)));
+        // Declined lines still parse (or are refused) on the serde path.
+        assert!(matches!(parse_line(&declined[0], None), Parsed::Event(_)));
+        assert!(is_bad(&parse_line(&declined[6], None), "not a JSON object"));
+        assert!(matches!(parse_line(&declined[7], None), Parsed::Event(_)));
     }
 
     #[test]
     fn accepted_lines_mean_the_same_to_both_parsers() {
         for metadata in [
+            // `null` is four stored bytes like any other value, not an absent member.
+            "null",
             "{}",
             "[]",
             "\"s\"",
@@ -1179,16 +1419,81 @@ mod tests {
             "{\"k\":[{},[],\"\\u00e9\"]}",
         ] {
             let line = event_json(metadata, "{\"p\":[1,2]}");
-            assert!(fast::parse(&line).is_some(), "declined {line}");
-            assert_ne!(slow(&line), "error", "serde rejects {line}");
+            let fast = fast::parse(&line, Some("t-1")).expect("accepted");
+            assert_eq!(format!("{fast:?}"), slow(&line), "{line}");
         }
         let elided = format!(
             "{{\"type\":\"elided\",\"position\":9,\"prev_hash\":\"{HASH_A}\",\"hash\":\"{HASH_A}\"}}"
         );
-        assert!(matches!(fast::parse(&elided), Some(Parsed::Elided(l)) if l.position == 9));
+        assert!(
+            matches!(fast::parse(&elided, None), Some(Parsed::Elided(l)) if l.position == 9 && l.elided)
+        );
         // A malformed hash is judged by the shared code, the same on both paths.
         let short = elided.replacen(HASH_A, "00", 1);
-        assert!(matches!(fast::parse(&short), Some(Parsed::Bad(_))));
+        assert!(matches!(fast::parse(&short, None), Some(Parsed::Bad(_))));
+        assert!(matches!(parse_line_serde(&short, None), Parsed::Bad(_)));
+    }
+
+    #[test]
+    fn an_unknown_member_makes_a_line_malformed_on_either_path() {
+        let extra = event_json("{}", "{}").replacen(
+            "\"type\":\"event\",",
+            "\"type\":\"event\",\"approved_by\":\"CFO\",",
+            1,
+        );
+        assert!(fast::parse(&extra, None).is_none());
+        assert!(is_bad(
+            &parse_line(&extra, None),
+            "unknown member \"approved_by\""
+        ));
+        let checkpoint = r#"{"type":"checkpoint","note":"x","signed":true}"#;
+        assert!(is_bad(
+            &parse_line(checkpoint, None),
+            "unknown member \"signed\""
+        ));
+        let elided = format!(
+            "{{\"type\":\"elided\",\"position\":9,\"prev_hash\":\"{HASH_A}\",\"hash\":\"{HASH_A}\",\"tenant\":null}}"
+        );
+        assert!(is_bad(
+            &parse_line(&elided, None),
+            "unknown member \"tenant\""
+        ));
+    }
+
+    #[test]
+    fn a_repeated_member_makes_a_line_malformed() {
+        let twice =
+            event_json("{}", "{}").replacen("\"position\":7,", "\"position\":7,\"position\":8,", 1);
+        assert!(is_bad(&parse_line(&twice, None), "appears twice"));
+    }
+
+    #[test]
+    fn metadata_given_both_embedded_and_as_text_is_malformed() {
+        let both = event_json("{}", "{}").replacen(
+            "\"metadata\":{},",
+            "\"metadata\":{},\"metadata_text\":\"{}\",",
+            1,
+        );
+        assert!(is_bad(&parse_line(&both, None), "exactly one of"));
+    }
+
+    #[test]
+    fn a_signed_zero_is_not_an_integer_although_json_reads_it_as_zero() {
+        let header = r#"{"type":"header","format":"dezky-ledger-export","version":1,"after_position":-0,"anchor_hash":"0000000000000000000000000000000000000000000000000000000000000000","frontier":"0000000000000000","up_to":0,"tenant":null}"#;
+        assert_eq!(
+            parse_header(header).map(|h| h.up_to),
+            Err("member \"after_position\" is not an integer from 0 to 2^64-1".into())
+        );
+        assert_eq!(
+            parse_header(&header.replace("-0", "0")).map(|h| h.up_to),
+            Ok(0)
+        );
+    }
+
+    #[test]
+    fn an_uppercase_hash_is_malformed_although_it_names_the_same_bytes() {
+        let upper = event_json("{}", "{}").replace(HASH_A, &HASH_A.to_uppercase());
+        assert!(matches!(parse_line(&upper, None), Parsed::Bad(_)));
     }
 
     /// Mutates a valid line byte by byte (xorshift-driven, so the run is reproducible) and
@@ -1197,7 +1502,7 @@ mod tests {
     fn the_fast_parser_never_disagrees_with_serde_on_mutated_lines() {
         let seeds = [
             event_json(
-                "{\"actor_subject\":\"u-1\",\"n\":[-1,0,10,{\"x\":\"a\\\"b\\u00e9\"}]}",
+                "{\"actor_subject\":\"u-1\",\"n\":[-1,0,10,{\"x\":\"a\\\"b\\u00e9\"}],\"tenant_id\":\"t-1\"}",
                 "{\"ReadingRecorded\":{\"label\":\"l\",\"ok\":true,\"v\":null}}",
             ),
             format!(
@@ -1230,11 +1535,11 @@ mod tests {
                 let Ok(line) = String::from_utf8(bytes) else {
                     continue;
                 };
-                if let Some(fast) = fast::parse(&line) {
+                if let Some(fast) = fast::parse(&line, Some("t-1")) {
                     accepted += 1;
                     assert_eq!(
                         format!("{fast:?}"),
-                        format!("{:?}", parse_line_serde(&line)),
+                        slow(&line),
                         "the parsers disagree on {line}"
                     );
                 }
@@ -1245,17 +1550,26 @@ mod tests {
     }
 
     #[test]
-    fn blocks_split_lines_as_bufread_lines_does() {
-        let parsed = parse_block(b"{}\r\n\n{\"type\":\"header\"}\r");
+    fn blocks_split_lines_at_newlines_and_stop_at_a_line_that_is_not_utf8() {
+        let parsed = parse_block(b"{}\r\n\n{\"type\":\"header\"}\r", None, 100);
         assert_eq!(parsed.len(), 3);
-        assert!(
-            matches!(parsed[0], Parsed::Bad(ref r) if r.contains("unknown") || r.contains("missing"))
-        );
-        assert!(matches!(parsed[1], Parsed::Bad(_)));
-        // A bare `\r` at the very end stays in the line; serde skips it as whitespace.
+        assert!(is_bad(&parsed[0], "type"));
+        assert!(is_bad(&parsed[1], "not a JSON object"));
+        // A `\r` stays in the line, where JSON reads it as whitespace.
         assert!(matches!(parsed[2], Parsed::Header));
-        let bad = parse_block(b"{\"type\":\"header\"}\nab\xff\ncd\n");
-        assert!(matches!(bad[..], [Parsed::Header, Parsed::InvalidUtf8]));
+        let bad = parse_block(b"{\"type\":\"header\"}\nab\xff\ncd\n", None, 100);
+        assert!(matches!(bad[..], [Parsed::Header, Parsed::Bad(ref r)] if r.contains("UTF-8")));
+    }
+
+    #[test]
+    fn a_line_longer_than_the_maximum_ends_the_block_with_too_long() {
+        let parsed = parse_block(b"{}\n0123456789\n{}\n", None, 9);
+        assert!(matches!(parsed[..], [Parsed::Bad(_), Parsed::TooLong]));
+        let exact = parse_block(b"012345678\n", None, 9);
+        assert!(matches!(exact[..], [Parsed::Bad(_)]));
+        // Too long wins over invalid UTF-8 in the same line.
+        let both = parse_block(b"0123456789\xff\n", None, 9);
+        assert!(matches!(both[..], [Parsed::TooLong]));
     }
 
     #[test]
@@ -1265,10 +1579,58 @@ mod tests {
         let mut input = text.as_bytes();
         let mut carry = Vec::new();
         let mut seen = Vec::new();
-        while let Some(block) = read_block(&mut input, &mut carry, Vec::new()).expect("read") {
+        while let Some(block) =
+            read_block(&mut input, &mut carry, Vec::new(), DEFAULT_MAX_LINE_BYTES).expect("read")
+        {
+            assert!(!block.overlong);
             seen.extend_from_slice(block.bytes());
             assert!(block.bytes().ends_with(b"\n") || carry.is_empty());
         }
         assert_eq!(seen, text.as_bytes());
+    }
+
+    #[test]
+    fn a_line_without_end_stops_growing_its_block_past_the_maximum() {
+        let max = VERIFY_BLOCK_BYTES + 10;
+        let mut endless = std::io::repeat(b'x');
+        let mut input = std::io::BufReader::new(&mut endless);
+        let mut carry = Vec::new();
+        let block = read_block(&mut input, &mut carry, Vec::new(), max)
+            .expect("read")
+            .expect("a block");
+        assert!(block.overlong);
+        assert!(block.len > max && block.len <= VERIFY_BLOCK_BYTES * 2);
+        assert!(matches!(
+            parse_block(block.bytes(), None, max)[..],
+            [Parsed::TooLong]
+        ));
+    }
+
+    #[test]
+    fn the_first_line_is_read_no_further_than_the_maximum() {
+        let mut endless = std::io::BufReader::new(std::io::repeat(0));
+        assert!(matches!(
+            read_first_line(&mut endless, 1_000).expect("read"),
+            FirstLine::TooLong
+        ));
+        let mut short: &[u8] = b"abc\nrest";
+        assert!(matches!(
+            read_first_line(&mut short, 3).expect("read"),
+            FirstLine::Line(ref line) if line == b"abc"
+        ));
+    }
+
+    #[test]
+    fn tenancy_is_the_metadata_string_member_tenant_id_and_nothing_else() {
+        assert_eq!(
+            tenant_of(r#"{"tenant_id":"acme"}"#).as_deref(),
+            Some("acme")
+        );
+        assert_eq!(tenant_of(r#"{"actor":"x"}"#), None);
+        assert_eq!(tenant_of(r#"{"tenant_id":7}"#), None);
+        assert_eq!(tenant_of(r#"{"tenant_id":"a","tenant_id":"b"}"#), None);
+        assert_eq!(tenant_of("null"), None);
+        // The member is the one the domain writes.
+        assert_eq!(dezky_domain::metadata::KEY_TENANT_ID, "tenant_id");
     }
 }

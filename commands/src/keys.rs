@@ -109,6 +109,28 @@ impl SigningKey {
         })
     }
 
+    /// The key whose ed25519 seed is `seed`. Production keys come from [`generate`]; this is
+    /// for reproducible test vectors, which are published together with their keys.
+    pub fn from_seed(name: &str, seed: &[u8; 32]) -> Result<Self, KeyError> {
+        if !signed_note::is_key_name_valid(name) {
+            return Err(KeyError::InvalidName(name.to_owned()));
+        }
+        let verifying = ed25519_dalek::SigningKey::from_bytes(seed).verifying_key();
+        let public_line = signed_note::new_ed25519_verifier_key(name, &verifying);
+        // `<name>+<key id>+<base64>`: the key id is the public line's second field.
+        let id = public_line
+            .split('+')
+            .nth(1)
+            .ok_or_else(|| KeyError::InvalidName(name.to_owned()))?;
+        let mut raw = vec![0x01];
+        raw.extend_from_slice(seed);
+        let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, raw);
+        Self::from_private_line(
+            &format!("PRIVATE+KEY+{name}+{id}+{encoded}"),
+            Path::new("(seed)"),
+        )
+    }
+
     /// Loads the private key from `path`.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         let text = fs::read_to_string(path).map_err(|source| KeyError::Io {
@@ -269,5 +291,36 @@ mod tests {
     #[test]
     fn a_key_name_with_a_plus_is_refused() {
         assert!(matches!(generate("a+b"), Err(KeyError::InvalidName(_))));
+    }
+
+    #[test]
+    fn a_key_from_a_seed_is_the_same_key_every_time() {
+        let seed = [7u8; 32];
+        let first = SigningKey::from_seed("dezky.test/ledger", &seed).expect("key");
+        let again = SigningKey::from_seed("dezky.test/ledger", &seed).expect("key");
+        assert_eq!(first.public_line(), again.public_line());
+        assert!(first
+            .public_line()
+            .starts_with(&format!("dezky.test/ledger+{:08x}+", first.key_id())));
+        let other = SigningKey::from_seed("dezky.test/ledger", &[8u8; 32]).expect("key");
+        assert_ne!(first.public_line(), other.public_line());
+        TrustedKeys::parse(first.public_line(), "test").expect("public line parses");
+    }
+
+    #[test]
+    fn a_public_key_whose_base64_holds_a_plus_is_read_whole() {
+        // Seeds are tried until the public key's base64 contains '+', which the format's
+        // own separator must not split.
+        let key = (0u8..=255)
+            .map(|n| SigningKey::from_seed("dezky.test/ledger", &[n; 32]).expect("key"))
+            .find(|key| {
+                key.public_line()
+                    .splitn(3, '+')
+                    .nth(2)
+                    .is_some_and(|b| b.contains('+'))
+            })
+            .expect("some seed gives a '+' in the base64");
+        let trusted = TrustedKeys::parse(key.public_line(), "keys.txt").expect("parses");
+        assert_eq!(trusted.lines(), [key.public_line().to_owned()]);
     }
 }

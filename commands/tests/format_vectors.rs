@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use dezky_commands::export::verify_export;
+use dezky_commands::export::{verify_export, VerifyOptions};
 use dezky_commands::keys::TrustedKeys;
 use sha2::{Digest, Sha256};
 
@@ -137,7 +137,13 @@ fn the_test_vector_export_verifies_offline_with_its_public_key() {
     let keys = TrustedKeys::parse(&read("ledger-format/vector-keys.txt"), "vector-keys.txt")
         .expect("public key file");
     let export = read("ledger-format/vector.jsonl");
-    let report = verify_export(export.as_bytes(), keys, |_, _| {}).expect("readable export");
+    let report = verify_export(
+        export.as_bytes(),
+        keys,
+        &VerifyOptions::default(),
+        |_, _| {},
+    )
+    .expect("readable export");
     assert_eq!(report.first_break, None);
     assert_eq!(report.events, 3);
     assert_eq!(report.checkpoints_verified, 1);

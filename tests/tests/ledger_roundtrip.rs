@@ -2,7 +2,8 @@
 //! verifies out, live and offline from an export.
 
 use dezky_commands::audit::{sign_checkpoint, verify_store};
-use dezky_commands::export::{export, verify_export, ExportOptions};
+use dezky_commands::export::{export, verify_export, ExportOptions, VerifyOptions};
+use dezky_commands::verify::BreakKind;
 use dezky_tests::{fill, test_key, Backend, TestDb};
 
 async fn commands_produce_a_chain_that_verifies_live_and_offline(backend: Backend) {
@@ -17,24 +18,49 @@ async fn commands_produce_a_chain_that_verifies_live_and_offline(backend: Backen
     sign_checkpoint(&ledger, &key, "dezky.test/ledger")
         .await
         .expect("checkpoint");
+    // Two more after the last checkpoint: the export says they are unsigned, and the strict
+    // verifier accepts them only when told to.
+    fill(&ledger, 2, 1).await.expect("unsigned commands");
 
     let live = verify_store(&ledger, trusted, |_, _| {})
         .await
         .expect("verify");
     assert_eq!(live.first_break, None);
-    assert_eq!(live.events, 50);
+    assert_eq!(live.events, 52);
     assert_eq!(live.checkpoints_verified, 2);
+    assert_eq!(
+        live.unsigned.map(|range| (range.from, range.to)),
+        Some((51, 52))
+    );
 
     let mut file = Vec::new();
-    export(&ledger, &mut file, &ExportOptions::default(), |_, _| {})
+    let summary = export(&ledger, &mut file, &ExportOptions::default(), |_, _| {})
         .await
         .expect("export");
+    assert_eq!((summary.signed_to, summary.up_to), (50, 52));
     // Offline: only the export bytes and the public key text cross over.
     let public = dezky_commands::keys::TrustedKeys::parse(key.public_line(), "keys.txt")
         .expect("public key file");
-    let offline = verify_export(file.as_slice(), public, |_, _| {}).expect("read export");
+    let strict = verify_export(
+        file.as_slice(),
+        public,
+        &VerifyOptions::default(),
+        |_, _| {},
+    )
+    .expect("read export");
+    assert_eq!(
+        strict.first_break.map(|b| (b.kind, b.position)),
+        Some((BreakKind::UnsignedTail, 51))
+    );
+    let allow = VerifyOptions {
+        allow_unsigned_tail: true,
+        ..VerifyOptions::default()
+    };
+    let public = dezky_commands::keys::TrustedKeys::parse(key.public_line(), "keys.txt")
+        .expect("public key file");
+    let offline = verify_export(file.as_slice(), public, &allow, |_, _| {}).expect("read export");
     assert_eq!(offline.first_break, None);
-    assert_eq!(offline.events, 50);
+    assert_eq!(offline.events, 52);
     assert_eq!(offline.checkpoints_verified, 2);
     assert_eq!(offline.last_hash, live.last_hash);
 }
@@ -68,10 +94,20 @@ async fn partial_exports_verify_against_the_signed_roots(backend: Backend) {
         since: Some(21),
         tenant: None,
     };
-    export(&ledger, &mut since, &options, |_, _| {})
+    let summary = export(&ledger, &mut since, &options, |_, _| {})
         .await
         .expect("export");
-    let report = verify_export(since.as_slice(), trusted_copy(&key), |_, _| {}).expect("read");
+    assert_eq!(
+        summary.signed_to, 30,
+        "the exporter knows the export is signed to its end"
+    );
+    let report = verify_export(
+        since.as_slice(),
+        trusted_copy(&key),
+        &VerifyOptions::default(),
+        |_, _| {},
+    )
+    .expect("read");
     assert_eq!(report.first_break, None);
     assert_eq!(report.events, 10);
     assert_eq!(report.checkpoints_verified, 1, "the checkpoint at 30");
@@ -92,7 +128,13 @@ async fn partial_exports_verify_against_the_signed_roots(backend: Backend) {
         !text.contains("tenant-b"),
         "no other tenant's content leaks"
     );
-    let report = verify_export(tenant.as_slice(), trusted, |_, _| {}).expect("read");
+    let report = verify_export(
+        tenant.as_slice(),
+        trusted,
+        &VerifyOptions::default(),
+        |_, _| {},
+    )
+    .expect("read");
     assert_eq!(report.first_break, None);
     assert_eq!(report.events, 30);
     assert_eq!(report.elided, 15);

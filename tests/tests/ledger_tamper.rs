@@ -12,11 +12,11 @@ use std::ops::RangeInclusive;
 use dezky_commands::audit::{sign_checkpoint, verify_store};
 use dezky_commands::checkpoint::SignedCheckpoint;
 use dezky_commands::encoding::{canonical_json, EventRecord, Hash32};
-use dezky_commands::export::{export, verify_export, ExportOptions};
+use dezky_commands::export::{export, verify_export, ExportOptions, VerifyOptions};
 use dezky_commands::keys::{SigningKey, TrustedKeys};
 use dezky_commands::merkle::Frontier;
 use dezky_commands::store::Db;
-use dezky_commands::verify::{BreakKind, Report};
+use dezky_commands::verify::{BreakKind, PositionRange, Report, TenantCompleteness};
 use dezky_commands::{AppendBatch, Ledger, NewEvent};
 use dezky_tests::{metadata_for, probe_cqrs, record, test_key, Backend, TestDb};
 use serde_json::Value;
@@ -478,9 +478,14 @@ fn edit_note(line: &str, change: impl FnOnce(&str) -> String) -> String {
 
 /// When the auditor verifies the export offline with `keys`.
 fn verify_lines(lines: &[String], keys: TrustedKeys) -> Report {
+    verify_lines_with(lines, keys, &VerifyOptions::default())
+}
+
+/// When the auditor verifies the export offline with `keys` and `options`.
+fn verify_lines_with(lines: &[String], keys: TrustedKeys, options: &VerifyOptions) -> Report {
     let mut file = lines.join("\n");
     file.push('\n');
-    verify_export(file.as_bytes(), keys, |_, _| {}).expect("the file is an export")
+    verify_export(file.as_bytes(), keys, options, |_, _| {}).expect("the file is read")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -492,9 +497,9 @@ on_both_backends!(
     a_payload_changed_in_the_database_is_reported_as_modified_at_its_position,
     metadata_changed_in_the_database_is_reported_as_modified_at_its_position,
     an_event_rewritten_and_rehashed_in_the_database_is_reported_as_modified_at_the_rewritten_position,
-    a_row_deleted_from_the_middle_is_reported_as_inserted_or_deleted_at_the_missing_position,
-    an_event_inserted_in_the_middle_with_later_rows_shifted_is_reported_as_inserted_or_deleted_at_its_position,
-    a_row_deleted_and_every_later_row_rehashed_is_reported_as_a_position_gap_at_the_missing_position,
+    a_row_deleted_from_the_middle_is_reported_as_deleted_at_the_position_after_the_hole,
+    an_event_inserted_in_the_middle_with_later_rows_shifted_is_reported_as_inserted_at_its_position,
+    a_row_deleted_and_every_later_row_rehashed_is_reported_as_a_position_gap_at_the_position_after_the_gap,
     two_events_swapped_in_the_database_are_reported_as_reordered_at_the_first_swapped_position,
     events_deleted_from_the_end_after_a_checkpoint_covered_them_are_reported_as_truncated_at_the_first_missing_position,
     history_rewritten_and_rehashed_behind_a_checkpoint_is_reported_as_rolled_back_at_that_checkpoint_size,
@@ -562,22 +567,18 @@ async fn an_event_rewritten_and_rehashed_in_the_database_is_reported_as_modified
     assert_break(&given.verify_store().await, BreakKind::Modified, MIDDLE);
 }
 
-async fn a_row_deleted_from_the_middle_is_reported_as_inserted_or_deleted_at_the_missing_position(
+async fn a_row_deleted_from_the_middle_is_reported_as_deleted_at_the_position_after_the_hole(
     backend: Backend,
 ) {
     // Given
     let given = given_a_checkpointed_ledger(backend).await;
     // When
     delete_rows(&given.ledger, MIDDLE..=MIDDLE).await;
-    // Then
-    assert_break(
-        &given.verify_store().await,
-        BreakKind::InsertedOrDeleted,
-        MIDDLE,
-    );
+    // Then: the break shows at the event after the hole, which points at a missing one.
+    assert_break(&given.verify_store().await, BreakKind::Deleted, MIDDLE + 1);
 }
 
-async fn an_event_inserted_in_the_middle_with_later_rows_shifted_is_reported_as_inserted_or_deleted_at_its_position(
+async fn an_event_inserted_in_the_middle_with_later_rows_shifted_is_reported_as_inserted_at_its_position(
     backend: Backend,
 ) {
     // Given
@@ -596,15 +597,13 @@ async fn an_event_inserted_in_the_middle_with_later_rows_shifted_is_reported_as_
     shift_rows_up(&given.ledger, MIDDLE, 1).await;
     insert_row(&given.ledger, &forged).await;
     align_head_with_rows(&given).await;
-    // Then
-    assert_break(
-        &given.verify_store().await,
-        BreakKind::InsertedOrDeleted,
-        MIDDLE,
-    );
+    // Then: the forged event is named, and not counted among the verified ones.
+    let report = given.verify_store().await;
+    assert_break(&report, BreakKind::Inserted, MIDDLE);
+    assert_eq!(report.events, MIDDLE - 1);
 }
 
-async fn a_row_deleted_and_every_later_row_rehashed_is_reported_as_a_position_gap_at_the_missing_position(
+async fn a_row_deleted_and_every_later_row_rehashed_is_reported_as_a_position_gap_at_the_position_after_the_gap(
     backend: Backend,
 ) {
     // Given
@@ -618,7 +617,11 @@ async fn a_row_deleted_and_every_later_row_rehashed_is_reported_as_a_position_ga
         overwrite_row(&given.ledger, row).await;
     }
     // Then
-    assert_break(&given.verify_store().await, BreakKind::PositionGap, MIDDLE);
+    assert_break(
+        &given.verify_store().await,
+        BreakKind::PositionGap,
+        MIDDLE + 1,
+    );
 }
 
 async fn two_events_swapped_in_the_database_are_reported_as_reordered_at_the_first_swapped_position(
@@ -780,11 +783,7 @@ async fn a_deletion_still_being_classified_wins_over_a_foreign_checkpoint_after_
     replace_checkpoint_note(&given.ledger, 20, &forged.note).await;
     delete_rows(&given.ledger, MIDDLE..=MIDDLE).await;
     // Then
-    assert_break(
-        &given.verify_store().await,
-        BreakKind::InsertedOrDeleted,
-        MIDDLE,
-    );
+    assert_break(&given.verify_store().await, BreakKind::Deleted, MIDDLE + 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -861,22 +860,22 @@ async fn an_event_rewritten_and_rehashed_in_an_export_is_reported_as_modified_at
 }
 
 #[tokio::test]
-async fn two_event_lines_swapped_in_an_export_are_reported_as_reordered_at_the_first_swapped_position(
+async fn two_event_lines_swapped_in_an_export_are_reported_as_reordered_at_the_first_line_out_of_place(
 ) {
     // Given
     let (given, mut lines) = given_an_export().await;
     // When
     swap_lines(&mut lines, MIDDLE, MIDDLE + 1);
-    // Then
+    // Then: the line for MIDDLE + 1 stands where MIDDLE belongs.
     assert_break(
         &verify_lines(&lines, given.trusted()),
         BreakKind::Reordered,
-        MIDDLE,
+        MIDDLE + 1,
     );
 }
 
 #[tokio::test]
-async fn an_event_line_removed_from_an_export_is_reported_as_inserted_or_deleted_at_the_missing_position(
+async fn an_event_line_removed_from_an_export_is_reported_as_deleted_at_the_position_after_the_hole(
 ) {
     // Given
     let (given, mut lines) = given_an_export().await;
@@ -885,13 +884,13 @@ async fn an_event_line_removed_from_an_export_is_reported_as_inserted_or_deleted
     // Then
     assert_break(
         &verify_lines(&lines, given.trusted()),
-        BreakKind::InsertedOrDeleted,
-        MIDDLE,
+        BreakKind::Deleted,
+        MIDDLE + 1,
     );
 }
 
 #[tokio::test]
-async fn an_event_line_removed_and_every_later_event_rehashed_is_reported_as_a_position_gap_at_the_missing_position(
+async fn an_event_line_removed_and_every_later_event_rehashed_is_reported_as_a_position_gap_at_the_position_after_the_gap(
 ) {
     // Given
     let (given, mut lines) = given_an_export().await;
@@ -904,7 +903,7 @@ async fn an_event_line_removed_and_every_later_event_rehashed_is_reported_as_a_p
     assert_break(
         &verify_lines(&lines, given.trusted()),
         BreakKind::PositionGap,
-        MIDDLE,
+        MIDDLE + 1,
     );
 }
 
@@ -988,7 +987,7 @@ async fn a_swap_still_being_classified_in_an_export_wins_over_an_altered_checkpo
     assert_break(
         &verify_lines(&lines, given.trusted()),
         BreakKind::Reordered,
-        MIDDLE,
+        MIDDLE + 1,
     );
 }
 
@@ -1102,4 +1101,331 @@ async fn a_tampered_head_frontier_is_reported_before_it_can_sign_a_wrong_root(ba
     .await;
     // Then
     assert_break(&given.verify_store().await, BreakKind::Malformed, EVENTS);
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a strict verifier refuses although every hash still links (issue: exports that lie).
+// ---------------------------------------------------------------------------------------------
+
+/// The elided line the exporter would write for the event on `line`.
+fn elided_from(line: &str) -> String {
+    let value: Value = serde_json::from_str(line).expect("JSON line");
+    format!(
+        r#"{{"type":"elided","position":{},"prev_hash":{},"hash":{}}}"#,
+        value["position"], value["prev_hash"], value["hash"]
+    )
+}
+
+/// Drops every checkpoint line.
+fn without_checkpoints(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|line| !line.contains("\"type\":\"checkpoint\""))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn an_event_line_replaced_by_an_elided_line_in_a_whole_export_is_a_break_at_its_position() {
+    // Given
+    let (given, mut lines) = given_an_export().await;
+    // When: the content of MIDDLE is withheld from an export that claims to be the whole log.
+    let index = line_at(&lines, MIDDLE);
+    lines[index] = elided_from(&lines[index]);
+    // Then
+    let report = verify_lines(&lines, given.trusted());
+    assert_break(&report, BreakKind::ElidedInWholeExport, MIDDLE);
+    assert_eq!(report.elided, 0);
+}
+
+#[tokio::test]
+async fn an_event_line_with_an_extra_unhashed_member_is_malformed_at_its_position() {
+    // Given
+    let (given, mut lines) = given_an_export().await;
+    // When: a member the hash does not cover is added, as if it were part of the event.
+    let index = line_at(&lines, MIDDLE);
+    lines[index] = lines[index].replacen("{", r#"{"approved_by":"CFO","#, 1);
+    // Then
+    assert_break(
+        &verify_lines(&lines, given.trusted()),
+        BreakKind::Malformed,
+        MIDDLE,
+    );
+}
+
+#[tokio::test]
+async fn another_workspaces_full_event_in_a_tenant_export_is_a_foreign_event_at_its_position() {
+    // Given: position 15 is tenant-b's, elided in tenant-a's export.
+    let (given, mut lines) = given_a_tenant_export("tenant-a").await;
+    let whole = given.export(ExportOptions::default()).await;
+    let index = line_at(&lines, MIDDLE + 1);
+    assert!(lines[index].contains("\"type\":\"elided\""));
+    // When: its full line takes the elided line's place; every hash still links.
+    lines[index] = whole[line_at(&whole, MIDDLE + 1)].clone();
+    // Then
+    assert_break(
+        &verify_lines(&lines, given.trusted()),
+        BreakKind::ForeignEvent,
+        MIDDLE + 1,
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_export_whose_header_names_another_tenant_is_a_foreign_event_at_its_first_event() {
+    // Given
+    let (given, mut lines) = given_a_tenant_export("tenant-a").await;
+    // When
+    lines[0] = lines[0].replacen("\"tenant-a\"", "\"tenant-b\"", 1);
+    // Then: event 1 is tenant-a's, by its hashed metadata.
+    assert_break(
+        &verify_lines(&lines, given.trusted()),
+        BreakKind::ForeignEvent,
+        1,
+    );
+}
+
+#[tokio::test]
+async fn an_export_with_every_checkpoint_removed_is_an_unsigned_tail_from_its_first_position() {
+    // Given
+    let (given, lines) = given_an_export().await;
+    // When: the chain is left as it was; only the signatures go.
+    let report = verify_lines(&without_checkpoints(&lines), given.trusted());
+    // Then: the keys file protects nothing, and the report says so.
+    assert_break(&report, BreakKind::UnsignedTail, 1);
+    assert!(report.signed.is_empty());
+    assert_eq!(
+        report.unsigned,
+        Some(PositionRange {
+            from: 1,
+            to: EVENTS
+        })
+    );
+}
+
+#[tokio::test]
+async fn events_after_the_last_checkpoint_are_an_unsigned_tail_unless_the_auditor_allows_it() {
+    // Given two events after the last checkpoint
+    let given = given_a_checkpointed_ledger(Backend::Sqlite).await;
+    let cqrs = probe_cqrs(&given.ledger);
+    for n in 0..2 {
+        cqrs.execute_with_metadata(
+            "late",
+            record(1, &format!("late {n}")),
+            metadata_for("tenant-a").to_map(),
+        )
+        .await
+        .expect("command");
+    }
+    let lines = given.export(ExportOptions::default()).await;
+    // When
+    let strict = verify_lines(&lines, given.trusted());
+    let allowed = verify_lines_with(
+        &lines,
+        given.trusted(),
+        &VerifyOptions {
+            allow_unsigned_tail: true,
+            ..VerifyOptions::default()
+        },
+    );
+    // Then
+    assert_break(&strict, BreakKind::UnsignedTail, EVENTS + 1);
+    assert_eq!(allowed.first_break, None);
+    assert_eq!(
+        allowed.unsigned,
+        Some(PositionRange {
+            from: EVENTS + 1,
+            to: EVENTS + 2
+        })
+    );
+    assert_eq!(allowed.signed[0].positions.to, EVENTS);
+}
+
+#[tokio::test]
+async fn a_tenant_export_with_its_own_event_elided_verifies_but_never_claims_completeness() {
+    // Given: MIDDLE is tenant-a's own event.
+    let (given, mut lines) = given_a_tenant_export("tenant-a").await;
+    let index = line_at(&lines, MIDDLE);
+    assert!(lines[index].contains("\"type\":\"event\""));
+    // When: it is turned into an elided line, which no verifier can tell from another
+    // workspace's (ADR 0005).
+    lines[index] = elided_from(&lines[index]);
+    // Then: the chain is intact, and the report does not claim the export is complete.
+    let report = verify_lines(&lines, given.trusted());
+    assert_eq!(report.first_break, None);
+    assert_eq!(
+        report.tenant_completeness(),
+        Some(TenantCompleteness::NotProven {
+            elided: EVENTS / 3 + 1
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_export_without_elided_lines_proves_it_holds_all_of_its_tenants_events() {
+    // Given: a ledger of one tenant's events only.
+    let db = TestDb::create(Backend::Sqlite).await.expect("database");
+    let ledger = db.open().await.expect("ledger");
+    let (key, trusted) = test_key(ORIGIN);
+    let cqrs = probe_cqrs(&ledger);
+    for n in 0..5 {
+        cqrs.execute_with_metadata(
+            "only",
+            record(1, &format!("only {n}")),
+            metadata_for("tenant-a").to_map(),
+        )
+        .await
+        .expect("command");
+    }
+    sign_checkpoint(&ledger, &key, ORIGIN)
+        .await
+        .expect("checkpoint");
+    let mut file = Vec::new();
+    let options = ExportOptions {
+        since: None,
+        tenant: Some("tenant-a".into()),
+    };
+    export(&ledger, &mut file, &options, |_, _| {})
+        .await
+        .expect("export");
+    // When
+    let report = verify_export(
+        file.as_slice(),
+        trusted,
+        &VerifyOptions::default(),
+        |_, _| {},
+    )
+    .expect("read");
+    // Then
+    assert_eq!(report.first_break, None);
+    assert_eq!(
+        report.tenant_completeness(),
+        Some(TenantCompleteness::Proven)
+    );
+}
+
+#[tokio::test]
+async fn a_forged_event_inserted_in_an_export_is_inserted_at_its_own_position_and_not_counted() {
+    // Given
+    let (given, mut lines) = given_an_export().await;
+    // When: a forged event, hashed onto MIDDLE - 1 with the attacker's full knowledge of the
+    // format, is put before the genuine MIDDLE.
+    let index = line_at(&lines, MIDDLE);
+    let mut forged = record_of(&lines[index]);
+    forged.payload = doctored_payload(&forged.payload);
+    forged.hash = forged.computed_hash();
+    let forged_line = edit_line(&lines[index], |value| {
+        value["payload"] = serde_json::from_str(&forged.payload).expect("payload");
+        value["hash"] = Value::String(hex::encode(forged.hash));
+    });
+    lines.insert(index, forged_line);
+    // Then
+    let report = verify_lines(&lines, given.trusted());
+    assert_break(&report, BreakKind::Inserted, MIDDLE);
+    assert_eq!(report.events, MIDDLE - 1);
+}
+
+#[tokio::test]
+async fn a_valid_checkpoint_repeated_later_in_an_export_is_misplaced_where_it_stands() {
+    // Given
+    let (given, mut lines) = given_an_export().await;
+    // When: the checkpoint of size 10 is copied after event 25.
+    let copy = lines[checkpoint_line(&lines, 10)].clone();
+    lines.insert(line_at(&lines, 25) + 1, copy);
+    // Then
+    assert_break(
+        &verify_lines(&lines, given.trusted()),
+        BreakKind::CheckpointMisplaced,
+        25,
+    );
+}
+
+#[tokio::test]
+async fn an_export_whose_header_announces_fewer_events_is_a_header_mismatch_at_the_first_beyond() {
+    // Given
+    let (given, mut lines) = given_an_export().await;
+    // When
+    lines[0] = edit_line(&lines[0], |header| {
+        header["up_to"] = Value::from(EVENTS - 1)
+    });
+    // Then
+    assert_break(
+        &verify_lines(&lines, given.trusted()),
+        BreakKind::HeaderMismatch,
+        EVENTS,
+    );
+}
+
+#[tokio::test]
+async fn invalid_utf8_inside_an_event_line_is_a_malformed_break_at_its_position() {
+    // Given
+    let (given, lines) = given_an_export().await;
+    let mut file = Vec::new();
+    for line in &lines {
+        file.extend_from_slice(line.as_bytes());
+        file.push(b'\n');
+    }
+    // When: one byte of MIDDLE's payload label is not UTF-8.
+    let at = file
+        .windows(b"command 14".len())
+        .position(|w| w == b"command 14")
+        .expect("event 14's label");
+    file[at] = 0xff;
+    // Then
+    let report = verify_export(
+        file.as_slice(),
+        given.trusted(),
+        &VerifyOptions::default(),
+        |_, _| {},
+    )
+    .expect("the file is read");
+    assert_break(&report, BreakKind::Malformed, MIDDLE);
+}
+
+#[tokio::test]
+async fn a_line_longer_than_the_maximum_is_a_line_too_long_break_at_its_position() {
+    // Given
+    let (given, lines) = given_an_export().await;
+    let longest_before = lines[..line_at(&lines, MIDDLE)]
+        .iter()
+        .map(String::len)
+        .max()
+        .expect("lines");
+    // When: event MIDDLE's line is made longer than every line before it, and the limit
+    // sits between the two.
+    let mut longer = lines.clone();
+    let index = line_at(&longer, MIDDLE);
+    longer[index] = longer[index].replacen("{", &format!("{}{{", " ".repeat(longest_before)), 1);
+    let options = VerifyOptions {
+        max_line_bytes: longest_before,
+        ..VerifyOptions::default()
+    };
+    // Then
+    let report = verify_lines_with(&longer, given.trusted(), &options);
+    assert_break(&report, BreakKind::LineTooLong, MIDDLE);
+    assert_eq!(
+        report.first_break.and_then(|b| b.line),
+        Some(index as u64 + 1)
+    );
+}
+
+#[tokio::test]
+async fn a_checkpoint_stored_twice_is_one_checkpoint_in_the_store_and_in_its_export() {
+    // Given: the same note stored again, as two processes signing one head in the same
+    // microsecond would.
+    let given = given_a_checkpointed_ledger(Backend::Sqlite).await;
+    let note = checkpoint_note(&given.ledger, 20).await;
+    given
+        .ledger
+        .save_checkpoint(20, &note, "2026-11-28T12:00:00.000000Z")
+        .await
+        .expect("store the copy");
+    // When
+    let live = given.verify_store().await;
+    let exported = verify_lines(
+        &given.export(ExportOptions::default()).await,
+        given.trusted(),
+    );
+    // Then: an honest ledger's export never reads as a repeated checkpoint.
+    assert_intact(&live);
+    assert_intact(&exported);
 }
