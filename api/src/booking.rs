@@ -7,12 +7,12 @@
 //! flow treats like a crash: the next holder finishes what is left.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dezky_commands::booking::processor::{BookingProcessor, MAX_TICK_MS};
 use dezky_commands::booking::BookingFlow;
+use dezky_commands::lease::run_exclusively;
 use dezky_commands::ports::calendar::CalendarServer;
-use dezky_projections::builds::{acquire_lease, release_lease, LEASE_RENEW_MS};
 use tokio::sync::watch;
 
 /// The lease name of the booking processor (one per deployment).
@@ -22,53 +22,24 @@ pub const BOOKING_PROCESSOR_LEASE: &str = "booking_processor";
 pub async fn run<C: CalendarServer + 'static>(
     flow: Arc<BookingFlow<C>>,
     holder: String,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let db = flow.ledger().db().clone();
     let every = Duration::from_millis(flow.settings().retry_interval_ms.clamp(1, MAX_TICK_MS));
     let processor = BookingProcessor::new(flow);
-    let mut last_tick: Option<Instant> = None;
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        match acquire_lease(&db, BOOKING_PROCESSOR_LEASE, &holder).await {
-            Ok(true) if last_tick.is_none_or(|t| t.elapsed() >= every) => {
-                last_tick = Some(Instant::now());
-                let renew = async {
-                    loop {
-                        tokio::time::sleep(Duration::from_millis(LEASE_RENEW_MS)).await;
-                        match acquire_lease(&db, BOOKING_PROCESSOR_LEASE, &holder).await {
-                            Ok(true) => {}
-                            Ok(false) => return,
-                            Err(error) => {
-                                tracing::warn!(%error, "renewing the booking processor lease");
-                                return;
-                            }
-                        }
-                    }
-                };
-                tokio::select! {
-                    outcome = processor.tick(chrono::Utc::now()) => match outcome {
-                        Ok(report) if report.driven > 0 => {
-                            tracing::info!(?report, "booking retry tick");
-                        }
-                        Ok(_) => {}
-                        Err(error) => tracing::warn!(%error, "booking retry tick failed"),
-                    },
-                    () = renew => tracing::warn!("booking processor lease lost during a tick"),
-                    _ = shutdown.changed() => break,
-                }
+    run_exclusively(
+        db,
+        BOOKING_PROCESSOR_LEASE,
+        holder,
+        every,
+        shutdown,
+        || async {
+            match processor.tick(chrono::Utc::now()).await {
+                Ok(report) if report.driven > 0 => tracing::info!(?report, "booking retry tick"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "booking retry tick failed"),
             }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "booking processor lease"),
-        }
-        tokio::select! {
-            _ = shutdown.changed() => {}
-            () = tokio::time::sleep(Duration::from_millis(LEASE_RENEW_MS).min(every)) => {}
-        }
-    }
-    if let Err(error) = release_lease(&db, BOOKING_PROCESSOR_LEASE, &holder).await {
-        tracing::warn!(%error, "releasing the booking processor lease");
-    }
+        },
+    )
+    .await;
 }

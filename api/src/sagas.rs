@@ -97,34 +97,19 @@ async fn recheck_domains(
     ledger: Ledger,
     config: SagaConfig,
     holder: String,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let domains = dezky_commands::saga::framework::<dezky_domain::domains::Domain>(&ledger);
     // Look several times per (shorter) interval, never more than once a minute in production
     // and never less than once a second in tests.
-    let tick = (config.recheck_unverified / 4).clamp(
+    let every = (config.recheck_unverified / 4).clamp(
         std::time::Duration::from_secs(1),
         std::time::Duration::from_secs(60),
     );
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => {}
-            _ = tokio::time::sleep(tick) => {}
-        }
-        if *shutdown.borrow() {
-            break;
-        }
-        let db = ledger.db();
-        match dezky_projections::builds::acquire_lease(db, RECHECK_LEASE, &holder).await {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(error) => {
-                tracing::warn!(%error, "domain recheck lease");
-                continue;
-            }
-        }
+    let db = ledger.db().clone();
+    let round = || async {
         let due = dezky_projections::domains::domains_due_for_recheck(
-            db,
+            ledger.db(),
             &ago(config.recheck_verified),
             &ago(config.recheck_unverified),
             RECHECKS_PER_ROUND,
@@ -134,7 +119,7 @@ async fn recheck_domains(
             Ok(due) => due,
             Err(error) => {
                 tracing::warn!(%error, "listing domains due for a recheck");
-                continue;
+                return;
             }
         };
         for row in due {
@@ -167,6 +152,6 @@ async fn recheck_domains(
                 Err(error) => tracing::warn!(domain = %row.name, %error, "scheduled recheck"),
             }
         }
-    }
-    let _ = dezky_projections::builds::release_lease(ledger.db(), RECHECK_LEASE, &holder).await;
+    };
+    dezky_commands::lease::run_exclusively(db, RECHECK_LEASE, holder, every, shutdown, round).await;
 }

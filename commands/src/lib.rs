@@ -11,6 +11,7 @@ pub mod encoding;
 pub mod error;
 pub mod export;
 pub mod keys;
+pub mod lease;
 pub mod merkle;
 pub mod ports;
 pub mod process;

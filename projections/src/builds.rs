@@ -41,11 +41,7 @@ pub const DROP_RETIRED_AFTER_SECS: u64 = 30;
 /// How long a process trusts its cached answer of which build is live (other instances switch
 /// builds too; this bounds how long it keeps reading the old one, which still exists).
 pub const LIVE_BUILD_CACHE_MS: u64 = 500;
-/// How long a lease lasts without renewal: the bound on a takeover after its holder dies.
-pub const LEASE_TTL_MS: u64 = 10_000;
-/// How often a holder renews its lease (a third of its lifetime, so one missed renewal does
-/// not lose it).
-pub const LEASE_RENEW_MS: u64 = 3_000;
+pub use dezky_commands::lease::{LEASE_RENEW_MS, LEASE_TTL_MS};
 
 /// Where a build is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -134,10 +130,6 @@ impl BuildRecord {
 /// `version` and `schema_version` are `INTEGER` (4 bytes on PostgreSQL): read them widened.
 const BUILD_COLUMNS: &str = "name, CAST(version AS BIGINT) AS version, \
      CAST(schema_version AS BIGINT) AS schema_version, position, status, keep_old, updated_at";
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
 
 fn now_text() -> String {
     format_timestamp(chrono::Utc::now())
@@ -356,54 +348,6 @@ pub async fn live_build(db: &Db, name: &str, fallback: u32) -> Result<u32, sqlx:
 // ---------------------------------------------------------------------------------------------
 // Leases.
 // ---------------------------------------------------------------------------------------------
-
-fn unix_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-/// Takes or renews the lease on `name` for `holder`; true when `holder` holds it afterwards.
-/// A lease is free when nobody holds it or its holder let it expire.
-pub async fn acquire_lease(db: &Db, name: &str, holder: &str) -> Result<bool, ProjectionError> {
-    let now = unix_ms();
-    let expires = now.saturating_add(to_i64(LEASE_TTL_MS));
-    let sql = "INSERT INTO projection_leases (name, holder, expires_at) VALUES ($1, $2, $3) \
-               ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
-               expires_at = excluded.expires_at \
-               WHERE projection_leases.holder = excluded.holder \
-                  OR projection_leases.expires_at < $4";
-    let done = match db {
-        Db::Sqlite(pool) => sqlx::query(sql)
-            .bind(name)
-            .bind(holder)
-            .bind(expires)
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-        Db::Postgres(pool) => sqlx::query(sql)
-            .bind(name)
-            .bind(holder)
-            .bind(expires)
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-    };
-    Ok(done == 1)
-}
-
-/// Gives the lease up (on shutdown), so another instance takes over at once.
-pub async fn release_lease(db: &Db, name: &str, holder: &str) -> Result<(), ProjectionError> {
-    let sql = "DELETE FROM projection_leases WHERE name = $1 AND holder = $2";
-    on_db!(db, pool => {
-        sqlx::query(sql)
-            .bind(name)
-            .bind(holder)
-            .execute(pool)
-            .await?;
-    });
-    Ok(())
-}
 
 /// Who holds each lease, and until when (Unix ms).
 pub async fn leases(db: &Db) -> Result<Vec<(String, String, i64)>, ProjectionError> {

@@ -488,13 +488,14 @@ impl dezky_commands::saga::worker::EffectQueue for EffectsQueue {
     }
 
     async fn hold_lease(&self, holder: &str) -> Result<bool, String> {
-        crate::builds::acquire_lease(&self.db, SAGA_WORKER_LEASE, holder)
+        dezky_commands::lease::acquire(&self.db, SAGA_WORKER_LEASE, holder)
             .await
             .map_err(|e| e.to_string())
     }
 
     async fn release_lease(&self, holder: &str) {
-        if let Err(error) = crate::builds::release_lease(&self.db, SAGA_WORKER_LEASE, holder).await
+        if let Err(error) =
+            dezky_commands::lease::release(&self.db, SAGA_WORKER_LEASE, holder).await
         {
             tracing::warn!(%error, "releasing the saga worker lease");
         }

@@ -16,12 +16,13 @@ use dezky_commands::Ledger;
 use tokio::sync::watch;
 
 use crate::builds::{
-    acquire_lease, builds_of, ensure_build, mark_dropped, release_lease, request_rebuild,
-    switch_live, Build, BuildStatus, DROP_RETIRED_AFTER_SECS, LEASE_RENEW_MS, LEASE_TTL_MS,
+    builds_of, ensure_build, mark_dropped, request_rebuild, switch_live, Build, BuildStatus,
+    DROP_RETIRED_AFTER_SECS, LEASE_RENEW_MS, LEASE_TTL_MS,
 };
 use crate::runner::{
     Projection, ProjectionError, ProjectionRunner, FOLLOW_POLL_INTERVAL_MS, REBUILD_BATCH_EVENTS,
 };
+use dezky_commands::lease::{acquire as acquire_lease, release as release_lease};
 
 /// Batches a shadow build folds before the host looks at the live build and its lease again.
 pub const REBUILD_BATCHES_PER_TURN: usize = 20;
