@@ -278,6 +278,7 @@ type CacheKey = (usize, String);
 /// tests open and close databases), and tells when the pool is gone.
 struct Cached {
     build: u32,
+    schema_version: u32,
     at: Instant,
     pool: Weak<dyn Any + Send + Sync>,
 }
@@ -309,27 +310,40 @@ fn forget_live_build(db: &Db, name: &str) {
 /// The build queries of `name` read: the live one, or `fallback` before any build exists.
 /// Cached for [`LIVE_BUILD_CACHE_MS`]; a switch in this process takes effect at once.
 pub async fn live_build(db: &Db, name: &str, fallback: u32) -> Result<u32, sqlx::Error> {
+    Ok(live_build_and_schema(db, name, fallback, 0).await?.0)
+}
+
+/// The build queries of `name` read and the schema version it was folded at, or
+/// `(fallback_build, fallback_schema)` before any build exists. A query whose tables grew a
+/// column reads an older live build (one still serving while its successor is built) without
+/// it. Cached like [`live_build`].
+pub async fn live_build_and_schema(
+    db: &Db,
+    name: &str,
+    fallback_build: u32,
+    fallback_schema: u32,
+) -> Result<(u32, u32), sqlx::Error> {
     let key = (db_key(db), name.to_owned());
     if let Ok(cache) = cache().lock() {
         if let Some(cached) = cache.get(&key) {
             if cached.pool.strong_count() > 0
                 && cached.at.elapsed() < Duration::from_millis(LIVE_BUILD_CACHE_MS)
             {
-                return Ok(cached.build);
+                return Ok((cached.build, cached.schema_version));
             }
         }
     }
-    let sql = "SELECT CAST(version AS BIGINT) FROM projection_state \
-               WHERE name = $1 AND status = 'live'";
-    let found: Option<i64> = on_db!(db, pool => {
-        sqlx::query_scalar(sql)
+    let sql = "SELECT CAST(version AS BIGINT), CAST(schema_version AS BIGINT) \
+               FROM projection_state WHERE name = $1 AND status = 'live'";
+    let found: Option<(i64, i64)> = on_db!(db, pool => {
+        sqlx::query_as(sql)
             .bind(name)
             .fetch_optional(pool)
             .await?
     });
-    let build = found
-        .and_then(|b| u32::try_from(b).ok())
-        .unwrap_or(fallback);
+    let (build, schema_version) = found
+        .and_then(|(b, v)| Some((u32::try_from(b).ok()?, u32::try_from(v).ok()?)))
+        .unwrap_or((fallback_build, fallback_schema));
     if let Ok(mut cache) = cache().lock() {
         // Entries of closed pools are dropped here, which frees their addresses.
         cache.retain(|_, cached| cached.pool.strong_count() > 0);
@@ -337,12 +351,13 @@ pub async fn live_build(db: &Db, name: &str, fallback: u32) -> Result<u32, sqlx:
             key,
             Cached {
                 build,
+                schema_version,
                 at: Instant::now(),
                 pool: Arc::downgrade(&pool_identity(db)),
             },
         );
     }
-    Ok(build)
+    Ok((build, schema_version))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -794,6 +794,8 @@ struct Tables {
     tenants: String,
     members: String,
     platform: String,
+    /// The member columns to select from `members` (the build's schema decides).
+    member_columns: &'static str,
 }
 
 impl Tables {
@@ -803,15 +805,28 @@ impl Tables {
             members: format!("{tenants}_members"),
             platform: format!("{tenants}_platform"),
             tenants,
+            member_columns: MEMBER_COLUMNS,
         }
     }
 }
 
 /// The tables of the build queries read.
 async fn live_tables(db: &Db) -> Result<Tables, sqlx::Error> {
-    let build =
-        crate::builds::live_build(db, TenantDirectory::NAME, TenantDirectory::VERSION).await?;
-    Ok(Tables::of(build))
+    let (build, schema_version) = crate::builds::live_build_and_schema(
+        db,
+        TenantDirectory::NAME,
+        TenantDirectory::FIRST_BUILD,
+        TenantDirectory::VERSION,
+    )
+    .await?;
+    let mut tables = Tables::of(build);
+    tables.member_columns = if schema_version >= 2 {
+        MEMBER_COLUMNS
+    } else {
+        // A build of schema 1 (serving while its successor is built) has no issuer column.
+        MEMBER_COLUMNS_SCHEMA_1
+    };
+    Ok(tables)
 }
 
 impl TenantDirectory {
@@ -820,10 +835,14 @@ impl TenantDirectory {
     /// The schema version of this code's fold and tables.
     pub const VERSION: u32 = 2;
 
-    /// The current version.
+    /// The build a fresh database starts with. Build numbers count builds; they are not
+    /// schema versions (a database may have been rebuilt several times at one version).
+    pub const FIRST_BUILD: u32 = 1;
+
+    /// The first build.
     pub fn new() -> Self {
         Self {
-            version: Self::VERSION,
+            version: Self::FIRST_BUILD,
         }
     }
 
@@ -887,6 +906,7 @@ impl Projection for TenantDirectory {
             tenants,
             members,
             platform,
+            ..
         } = self.tables();
         vec![tenants, members, platform]
     }
@@ -896,6 +916,7 @@ impl Projection for TenantDirectory {
             tenants,
             members,
             platform,
+            ..
         } = self.tables();
         let c = byte_order(dialect);
         vec![
@@ -1524,6 +1545,7 @@ impl DirectoryBatch {
             tenants,
             members,
             platform,
+            ..
         } = tables;
         let mut removed: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         // Rows the batch knows to be new are appended (COPY on PostgreSQL: no conflict check,
@@ -1869,6 +1891,9 @@ impl TenantRecord {
 
 const MEMBER_COLUMNS: &str =
     "member_id, email, display_name, role, is_owner, status, has_mailbox, subject, subject_issuer";
+/// [`MEMBER_COLUMNS`] of a schema-1 build, which stored no issuer.
+const MEMBER_COLUMNS_SCHEMA_1: &str = "member_id, email, display_name, role, is_owner, status, \
+     has_mailbox, subject, CAST(NULL AS TEXT) AS subject_issuer";
 
 #[derive(sqlx::FromRow)]
 struct MemberRecord {
@@ -2070,7 +2095,10 @@ pub async fn tenant_detail(db: &Db, tenant_id: &str) -> Result<Option<TenantDeta
     else {
         return Ok(None);
     };
-    let mut sql = Sql::new(format!("SELECT {MEMBER_COLUMNS} FROM {}", tables.members));
+    let mut sql = Sql::new(format!(
+        "SELECT {} FROM {}",
+        tables.member_columns, tables.members
+    ));
     let p = sql.arg(Arg::Text(tenant_id.to_owned()));
     sql.push(&format!(
         " WHERE tenant_id = {p} ORDER BY is_owner DESC, email_key, member_id"
@@ -2121,7 +2149,10 @@ pub async fn member_role(
     if tenant.status.is_deleted() {
         return Ok(None);
     }
-    let mut sql = Sql::new(format!("SELECT {MEMBER_COLUMNS} FROM {}", tables.members));
+    let mut sql = Sql::new(format!(
+        "SELECT {} FROM {}",
+        tables.member_columns, tables.members
+    ));
     let t = sql.arg(Arg::Text(tenant_id.to_owned()));
     let s = sql.arg(Arg::Text(principal.subject.clone()));
     let mut condition = format!("subject = {s}");

@@ -178,8 +178,11 @@ async fn queries_during_a_rebuild_never_fail_or_see_a_half_built_model(backend: 
             n
         })
     };
-    for name in [TenantDirectory::NAME, AuditTimeline::NAME] {
-        request_rebuild(ledger.db(), name, 1, false)
+    for (name, schema_version) in [
+        (TenantDirectory::NAME, TenantDirectory::VERSION),
+        (AuditTimeline::NAME, AuditTimeline::VERSION),
+    ] {
+        request_rebuild(ledger.db(), name, schema_version, false)
             .await
             .expect("rebuild requested");
     }
@@ -269,9 +272,15 @@ async fn a_rebuild_killed_mid_batch_resumes_and_ends_identical_to_a_clean_one(ba
         .await
         .expect("live runner");
     live.catch_up().await.expect("live build");
-    let requested = request_rebuild(ledger.db(), TenantDirectory::NAME, 1, false)
-        .await
-        .expect("rebuild requested");
+    // Requested at the code's schema version, as an operator's `projections rebuild` does.
+    let requested = request_rebuild(
+        ledger.db(),
+        TenantDirectory::NAME,
+        TenantDirectory::VERSION,
+        false,
+    )
+    .await
+    .expect("rebuild requested");
     assert_eq!(requested.build, 2);
     let pause_at = head - 300;
 
@@ -518,7 +527,10 @@ async fn a_release_with_a_new_schema_version_rebuilds_beside_the_old_build_and_s
         .collect();
     assert_eq!(
         summary,
-        [(1, 1, BuildStatus::Retired), (2, 2, BuildStatus::Live)]
+        [
+            (1, TenantDirectory::VERSION, BuildStatus::Retired),
+            (2, TenantDirectory::VERSION + 1, BuildStatus::Live)
+        ]
     );
     assert_eq!(
         TenantDirectory::with_version(2)
@@ -530,7 +542,10 @@ async fn a_release_with_a_new_schema_version_rebuilds_beside_the_old_build_and_s
             .await
             .expect("old"),
     );
-    assert_eq!(NextVersion(TenantDirectory::new()).schema_version(), 2);
+    assert_eq!(
+        NextVersion(TenantDirectory::new()).schema_version(),
+        TenantDirectory::VERSION + 1
+    );
     // The new build was folded without its secondary indexes and got them before it switched.
     assert_eq!(
         index_names(&ledger, "rm_tenants_v2").await,
@@ -584,6 +599,72 @@ async fn a_release_with_a_new_schema_version_rebuilds_beside_the_old_build_and_s
 async fn a_release_with_a_new_schema_version_rebuilds_beside_the_old_build_and_switches_on_postgres(
 ) {
     a_release_with_a_new_schema_version_rebuilds_beside_the_old_build_and_switches(
+        Backend::Postgres,
+    )
+    .await;
+}
+
+/// The directory's schema 2 added the members' `subject_issuer`. While a database upgraded
+/// from schema 1 builds its schema-2 build, the schema-1 build keeps serving, and the new
+/// code's queries must read it without the column it lacks.
+async fn a_live_build_of_the_previous_schema_keeps_answering_while_its_successor_is_built(
+    backend: Backend,
+) {
+    let db = TestDb::create(backend).await.expect("db");
+    let ledger = db.open().await.expect("ledger");
+    let tenant = seed_tenant(&tenant_cqrs(&ledger), 1, 2)
+        .await
+        .expect("seed");
+    let live = ProjectionRunner::new(ledger.clone(), TenantDirectory::new())
+        .await
+        .expect("runner");
+    live.catch_up().await.expect("caught up");
+    // Make build 1 what a schema-1 build was: no issuer column, schema version 1.
+    let members = TenantDirectory::new().members_table();
+    let statements = [
+        format!("ALTER TABLE {members} DROP COLUMN subject_issuer"),
+        "UPDATE projection_state SET schema_version = 1 WHERE name = 'tenants'".to_owned(),
+    ];
+    for statement in statements {
+        match ledger.db() {
+            dezky_commands::store::Db::Sqlite(pool) => {
+                sqlx::query(&statement).execute(pool).await.expect("sql");
+            }
+            dezky_commands::store::Db::Postgres(pool) => {
+                sqlx::query(&statement).execute(pool).await.expect("sql");
+            }
+        }
+    }
+    // A fresh pool, so no cached answer about the live build stands in for the database's.
+    let reopened = db.open().await.expect("ledger again");
+    let detail = dezky_projections::tenants::tenant_detail(reopened.db(), &tenant)
+        .await
+        .expect("the detail answers")
+        .expect("the tenant");
+    assert_eq!(detail.members.len(), 3);
+    assert!(detail.members.iter().all(|m| m.subject_issuer.is_none()));
+    let admin = dezky_domain::tenant::Principal::user("someone", "admin@seed-1.eu");
+    assert_eq!(
+        dezky_projections::tenants::member_role(reopened.db(), &tenant, &admin)
+            .await
+            .expect("the role answers"),
+        Some(dezky_domain::tenant::Role::Admin)
+    );
+}
+
+#[tokio::test]
+async fn a_live_build_of_the_previous_schema_keeps_answering_while_its_successor_is_built_on_sqlite(
+) {
+    a_live_build_of_the_previous_schema_keeps_answering_while_its_successor_is_built(
+        Backend::Sqlite,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_live_build_of_the_previous_schema_keeps_answering_while_its_successor_is_built_on_postgres(
+) {
+    a_live_build_of_the_previous_schema_keeps_answering_while_its_successor_is_built(
         Backend::Postgres,
     )
     .await;
