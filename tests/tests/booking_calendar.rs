@@ -308,3 +308,54 @@ async fn cancel_deletes_the_event_and_reschedule_moves_it() {
         .await
         .expect("the old slot is bookable");
 }
+
+#[tokio::test]
+async fn each_tick_reads_only_the_booking_events_since_the_last_one() {
+    let mut rig = rig().await;
+    let public = Issuer::public(None);
+    rig.flow
+        .book(request(1, slot_start()), &public, now())
+        .await
+        .expect("booked");
+    rig.flow
+        .confirm("booking-1", &public, now())
+        .await
+        .expect("confirmed");
+    let processor = BookingProcessor::new(rig.flow.clone());
+    let t = later(now(), rig.settings);
+    let first = processor.tick(t).await.expect("tick");
+    assert!(first.events_read > 0, "{first:?}");
+    // Nothing new on the ledger: nothing read, nothing driven.
+    let idle = processor.tick(t).await.expect("tick");
+    assert_eq!((idle.events_read, idle.driven), (0, 0), "{idle:?}");
+
+    // A second booking whose calendar write fails: the next tick reads its events alone and
+    // drives it; the settled first booking is not read again.
+    rig.flow
+        .book(
+            request(2, slot_start() + Duration::minutes(30)),
+            &public,
+            now(),
+        )
+        .await
+        .expect("booked");
+    rig.radicale.stop();
+    assert!(rig.flow.confirm("booking-2", &public, now()).await.is_err());
+    let written = rig
+        .flow
+        .ledger()
+        .aggregate_events(
+            dezky_domain::booking::BOOKING_AGGREGATE_TYPE,
+            "booking-2",
+            0,
+        )
+        .await
+        .expect("events")
+        .len();
+    let next = processor.tick(t).await.expect("tick");
+    assert_eq!(next.events_read, written, "{next:?}");
+    assert_eq!((next.driven, next.failed), (1, 1), "{next:?}");
+    rig.radicale.start_again();
+    let healed = processor.tick(later(t, rig.settings)).await.expect("tick");
+    assert_eq!(healed.confirmed, 1, "{healed:?}");
+}

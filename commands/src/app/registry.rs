@@ -39,6 +39,30 @@ pub async fn load<A: Registered + Clone>(ledger: &Ledger, id: &str) -> Result<(A
     Ok((context.aggregate().clone(), version))
 }
 
+/// `payload`, stored as `event_type` at `event_version`, in `A`'s current shape: what a
+/// follower that reads events by position (not through an event store) applies.
+pub fn upcast_payload<A: Registered>(
+    event_type: &str,
+    event_version: &str,
+    payload: serde_json::Value,
+) -> serde_json::Value {
+    let mut event = cqrs_es::persist::SerializedEvent {
+        aggregate_id: String::new(),
+        sequence: 0,
+        aggregate_type: A::TYPE.to_owned(),
+        event_type: event_type.to_owned(),
+        event_version: event_version.to_owned(),
+        payload,
+        metadata: serde_json::Value::Null,
+    };
+    for upcaster in A::upcasters() {
+        if upcaster.can_upcast(&event.event_type, &event.event_version) {
+            event = upcaster.upcast(event);
+        }
+    }
+    event.payload
+}
+
 macro_rules! register {
     ($($aggregate:ty => $upcasters:path),* $(,)?) => {
         $(

@@ -371,6 +371,32 @@ impl Ledger {
         })
     }
 
+    /// Reads up to `limit` events of `aggregate_type` with positions after `after`, in
+    /// position order (the `ledger_events_by_type` index): what a follower of one aggregate
+    /// type reads each turn, bounded whatever the ledger's size.
+    pub async fn events_of_type_after(
+        &self,
+        aggregate_type: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, LedgerError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM ledger_events \
+             WHERE aggregate_type = $1 AND position > $2 ORDER BY position LIMIT $3"
+        );
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        on_pool!(&self.inner.db, pool => {
+            let rows = sqlx::query(&sql)
+                .bind(aggregate_type)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(record_from_row).collect()
+        })
+    }
+
     /// Every event of one aggregate type, in global position order.
     pub async fn events_of_type(
         &self,
