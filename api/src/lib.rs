@@ -10,6 +10,7 @@ pub mod bench_rebuild;
 pub mod booking;
 pub mod cli;
 pub mod client;
+pub mod client_setup;
 pub mod demo;
 pub mod dev;
 pub mod edge;

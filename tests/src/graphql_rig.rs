@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use dezky_adapters::oidc::{OidcConfig, OidcVerifier};
+use dezky_api::client_setup::ClientSetupSettings;
 use dezky_api::dev::DevKey;
 use dezky_api::graphql::http::{GraphqlEndpoint, Introspection};
 use dezky_api::graphql::{build_schema, routes, ApiContext, DezkySchema, TokenCheck};
@@ -33,6 +34,8 @@ pub struct GraphqlApi {
     pub ledger: Ledger,
     /// The database, dropped with the API.
     pub db: TestDb,
+    /// Where it listens (for the routes beside `/graphql`: client set-up).
+    pub address: SocketAddr,
     key: DevKey,
     stop: watch::Sender<bool>,
     _dir: tempfile::TempDir,
@@ -88,6 +91,21 @@ impl GraphqlApi {
         Self::start_with(backend, Box::new(|context, _| build_schema(context)), "").await
     }
 
+    /// A fresh API whose client set-up points at `client_setup` (what `DEZKY_MAIL_HOST` and
+    /// `DEZKY_DAV_URL` configure in production).
+    pub async fn start_with_client_setup(
+        backend: Backend,
+        client_setup: ClientSetupSettings,
+    ) -> Self {
+        Self::start_configured(
+            backend,
+            Box::new(|context, _| build_schema(context)),
+            "",
+            client_setup,
+        )
+        .await
+    }
+
     /// A fresh API that believes `X-Forwarded-For` from the proxies in `trusted_proxies`
     /// (the `DEZKY_TRUSTED_PROXIES` syntax).
     pub async fn start_behind_proxies(backend: Backend, trusted_proxies: &str) -> Self {
@@ -129,6 +147,21 @@ impl GraphqlApi {
         make_schema: MakeSchema<'_>,
         trusted_proxies: &str,
     ) -> Self {
+        Self::start_configured(
+            backend,
+            make_schema,
+            trusted_proxies,
+            ClientSetupSettings::default(),
+        )
+        .await
+    }
+
+    async fn start_configured(
+        backend: Backend,
+        make_schema: MakeSchema<'_>,
+        trusted_proxies: &str,
+        client_setup: ClientSetupSettings,
+    ) -> Self {
         let db = TestDb::create(backend).await.expect("db");
         let ledger = db.open().await.expect("ledger");
         let dir = tempfile::tempdir().expect("dir");
@@ -145,6 +178,8 @@ impl GraphqlApi {
         let mut context = ApiContext::new(ledger.clone(), processors.positions());
         context.platform_domain = APEX.into();
         context.trusted_proxies = trusted_proxies.parse().expect("trusted proxies");
+        context.client_setup = client_setup;
+        let setup = dezky_api::client_setup::routes(context.clone(), tokens.clone());
         let schema = make_schema(context, &ledger);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -156,7 +191,8 @@ impl GraphqlApi {
             schema,
             tokens,
             GraphqlEndpoint::new(Introspection::Authenticated),
-        );
+        )
+        .merge(setup);
         tokio::spawn(dezky_api::edge::serve(
             listener,
             app,
@@ -167,6 +203,7 @@ impl GraphqlApi {
             url: format!("http://{address}/graphql"),
             ledger,
             db,
+            address,
             key,
             stop,
             _dir: dir,
@@ -177,6 +214,11 @@ impl GraphqlApi {
     /// they may in production for a moment, and the API keeps answering from them.
     pub fn stop_read_models(&self) {
         let _ = self.stop.send(true);
+    }
+
+    /// The URL of `path` on the server (beside `/graphql`).
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
     }
 
     /// A token the identity provider signed over `claims`.

@@ -64,6 +64,9 @@ pub enum Code {
     RequestTimeout,
     /// Too many requests are being served; retry later (HTTP 503).
     Overloaded,
+    /// What was asked needs a setting this deployment has not set (the mail host for client
+    /// set-up, say); nothing is made up in its place.
+    NotConfigured,
 }
 
 impl Code {
@@ -91,6 +94,7 @@ impl Code {
             Code::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Code::RequestTimeout => "REQUEST_TIMEOUT",
             Code::Overloaded => "OVERLOADED",
+            Code::NotConfigured => "NOT_CONFIGURED",
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod authz;
 pub mod booking;
+pub mod client_setup;
 pub mod domains;
 pub mod error;
 pub mod guard;
@@ -84,6 +85,8 @@ pub struct ApiContext {
     pub trusted_proxies: crate::client::TrustedProxies,
     /// The unauthenticated calls' per-client budgets (one set per server).
     pub public_limits: Arc<crate::client::PublicLimits>,
+    /// Where mail clients are pointed (`DEZKY_MAIL_HOST`, `DEZKY_DAV_URL`).
+    pub client_setup: crate::client_setup::ClientSetupSettings,
 }
 
 impl ApiContext {
@@ -101,6 +104,7 @@ impl ApiContext {
             platform_domain: crate::settings::DEFAULT_PLATFORM_DOMAIN.to_owned(),
             trusted_proxies: crate::client::TrustedProxies::default(),
             public_limits: Arc::default(),
+            client_setup: crate::client_setup::ClientSetupSettings::default(),
         }
     }
 

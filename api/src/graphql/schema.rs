@@ -331,6 +331,7 @@ pub struct AuditConnection {
 
 /// The caller as the API sees them.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct Me {
     /// Token subject.
     pub subject: String,
