@@ -16,6 +16,7 @@ pub mod dev;
 pub mod edge;
 pub mod explorer;
 pub mod graphql;
+pub mod health;
 pub mod metrics;
 pub mod processors;
 pub mod progress;

@@ -227,6 +227,7 @@ pub async fn bind(
     }
     let key = settings.signing_key()?;
     let client_setup = settings.client_setup()?;
+    let health = Arc::new(settings.health.checker()?);
     let trusted = settings.trusted_keys()?;
     let dev_key = if args.dev {
         Some(DevKey::load_or_create(dev_key_path)?)
@@ -299,6 +300,7 @@ pub async fn bind(
     context.platform_domain = settings.platform_domain.clone();
     context.trusted_proxies = args.trusted_proxies.clone();
     context.client_setup = client_setup;
+    context.health = health;
     let setup = crate::client_setup::routes(context.clone(), tokens.clone());
     let schema = build_schema_with_booking(context, booking);
     let state = AppState {

@@ -205,6 +205,10 @@ pub struct Settings {
     )]
     pub smtp_password: Secret,
 
+    /// Infrastructure probe targets (`DEZKY_HEALTH_*`).
+    #[command(flatten)]
+    pub health: crate::health::HealthSettings,
+
     /// The sender of booking confirmations.
     #[arg(
         long,

@@ -3,6 +3,9 @@
 //! production, and the full command → ledger → projection → query loop runs behind it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use dezky_adapters::health::HealthChecker;
 
 use dezky_adapters::oidc::{OidcConfig, OidcVerifier};
 use dezky_api::client_setup::ClientSetupSettings;
@@ -82,6 +85,9 @@ pub fn code(response: &Value) -> Option<&str> {
     response["errors"][0]["extensions"]["code"].as_str()
 }
 
+/// Sets what a suite configures on the API's context (client set-up, health probes).
+type Configure<'a> = Box<dyn FnOnce(&mut ApiContext) + 'a>;
+
 /// Builds the schema over the API's context and ledger.
 type MakeSchema<'a> = Box<dyn FnOnce(ApiContext, &Ledger) -> DezkySchema + 'a>;
 
@@ -101,7 +107,18 @@ impl GraphqlApi {
             backend,
             Box::new(|context, _| build_schema(context)),
             "",
-            client_setup,
+            Box::new(move |context| context.client_setup = client_setup),
+        )
+        .await
+    }
+
+    /// A fresh API whose `infrastructureHealth` reports what `health` probes.
+    pub async fn start_with_health(backend: Backend, health: Arc<HealthChecker>) -> Self {
+        Self::start_configured(
+            backend,
+            Box::new(|context, _| build_schema(context)),
+            "",
+            Box::new(move |context| context.health = health),
         )
         .await
     }
@@ -147,20 +164,14 @@ impl GraphqlApi {
         make_schema: MakeSchema<'_>,
         trusted_proxies: &str,
     ) -> Self {
-        Self::start_configured(
-            backend,
-            make_schema,
-            trusted_proxies,
-            ClientSetupSettings::default(),
-        )
-        .await
+        Self::start_configured(backend, make_schema, trusted_proxies, Box::new(|_| {})).await
     }
 
     async fn start_configured(
         backend: Backend,
         make_schema: MakeSchema<'_>,
         trusted_proxies: &str,
-        client_setup: ClientSetupSettings,
+        configure: Configure<'_>,
     ) -> Self {
         let db = TestDb::create(backend).await.expect("db");
         let ledger = db.open().await.expect("ledger");
@@ -178,7 +189,7 @@ impl GraphqlApi {
         let mut context = ApiContext::new(ledger.clone(), processors.positions());
         context.platform_domain = APEX.into();
         context.trusted_proxies = trusted_proxies.parse().expect("trusted proxies");
-        context.client_setup = client_setup;
+        configure(&mut context);
         let setup = dezky_api::client_setup::routes(context.clone(), tokens.clone());
         let schema = make_schema(context, &ledger);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

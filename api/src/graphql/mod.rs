@@ -6,6 +6,7 @@ pub mod client_setup;
 pub mod domains;
 pub mod error;
 pub mod guard;
+pub mod health;
 pub mod http;
 pub mod mail;
 pub mod operations;
@@ -87,6 +88,9 @@ pub struct ApiContext {
     pub public_limits: Arc<crate::client::PublicLimits>,
     /// Where mail clients are pointed (`DEZKY_MAIL_HOST`, `DEZKY_DAV_URL`).
     pub client_setup: crate::client_setup::ClientSetupSettings,
+    /// The infrastructure probes (`DEZKY_HEALTH_*`), one checker per server so its cache is
+    /// shared by every request.
+    pub health: Arc<dezky_adapters::health::HealthChecker>,
 }
 
 impl ApiContext {
@@ -105,6 +109,7 @@ impl ApiContext {
             trusted_proxies: crate::client::TrustedProxies::default(),
             public_limits: Arc::default(),
             client_setup: crate::client_setup::ClientSetupSettings::default(),
+            health: Arc::new(dezky_adapters::health::HealthChecker::unconfigured()),
         }
     }
 

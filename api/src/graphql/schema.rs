@@ -345,7 +345,13 @@ pub struct Me {
 
 /// Queries.
 #[derive(MergedObject, Default)]
-pub struct Query(TenantQuery, OperationsQuery, DomainsQuery, BookingQuery);
+pub struct Query(
+    TenantQuery,
+    OperationsQuery,
+    DomainsQuery,
+    BookingQuery,
+    super::health::HealthQuery,
+);
 
 /// Queries over tenants.
 #[derive(Default)]
