@@ -123,6 +123,8 @@ async fn port_contract<M: MailServer>(mail: &M) {
     assert_eq!(
         autodiscovery,
         vec![
+            ("_caldavs._tcp.acme.test", RecordType::Srv),
+            ("_carddavs._tcp.acme.test", RecordType::Srv),
             ("_imaps._tcp.acme.test", RecordType::Srv),
             ("_pop3s._tcp.acme.test", RecordType::Srv),
             ("_submissions._tcp.acme.test", RecordType::Srv),
