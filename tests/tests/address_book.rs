@@ -231,3 +231,26 @@ async fn killed_around_the_address_book_a_restart_makes_exactly_one_on_sqlite() 
 async fn killed_around_the_address_book_a_restart_makes_exactly_one_on_postgres() {
     killed_around_the_address_book_a_restart_makes_exactly_one(Backend::Postgres).await;
 }
+
+#[tokio::test]
+async fn an_address_book_for_a_mailbox_already_gone_is_done_with_nothing_to_do() {
+    use dezky_commands::saga::request::{MailRequest, Outcome, ReadBack, Request, Systems};
+    let fake = StalwartFake::start().await.expect("fake");
+    let systems = Systems {
+        mail: stalwart(&fake.base_url),
+        dns: dezky_api::settings::DomainDns::NotConfigured,
+    };
+    // The member was removed (and the mailbox deleted) before the step ran.
+    let request = Request::Mail(MailRequest::EnsureDefaultAddressBook {
+        address: "gone@nowhere.test".into(),
+    });
+    match systems.perform(&request).await {
+        Outcome::Done(result) => assert_eq!(result["mailbox"], "gone", "{result}"),
+        other => panic!("expected done with nothing to do, got {other:?}"),
+    }
+    // And reading back never claims an address book that is not there.
+    assert_eq!(
+        systems.read_back(&request).await,
+        Ok(ReadBack::NotApplied(serde_json::Value::Null))
+    );
+}
