@@ -8,6 +8,7 @@
 
 pub mod caldav;
 pub mod dns;
+pub mod health;
 pub mod oidc;
 pub mod smtp;
 pub mod stalwart;

@@ -47,6 +47,9 @@ pub enum Command {
     /// Saga effects: status of every effect, an operator's retry.
     #[command(subcommand)]
     Sagas(crate::sagas_cli::SagasCommand),
+    /// Probe the services the platform depends on (`DEZKY_HEALTH_*`) once and print what
+    /// answered; exits 1 when a configured service is down or timed out.
+    Health,
     /// Synthetic load through the real command path.
     #[command(subcommand)]
     Bench(BenchSuite),

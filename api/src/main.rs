@@ -59,6 +59,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(command) => audit_cli::run(&settings, command).await,
         Command::Projections(command) => dezky_api::projections_cli::run(&settings, command).await,
         Command::Sagas(command) => dezky_api::sagas_cli::run(&settings, command).await,
+        Command::Health => dezky_api::health::run(&settings.health).await,
         Command::Bench(BenchSuite::Ledger(command)) => bench::run(&settings, command).await,
         Command::Bench(BenchSuite::Graphql(args)) => bench_graphql::run(&settings, args).await,
         Command::Bench(BenchSuite::Rebuild(args)) => bench_rebuild::run(&settings, args).await,

@@ -226,6 +226,8 @@ pub async fn bind(
         _ => {}
     }
     let key = settings.signing_key()?;
+    let client_setup = settings.client_setup()?;
+    let health = Arc::new(settings.health.checker()?);
     let trusted = settings.trusted_keys()?;
     let dev_key = if args.dev {
         Some(DevKey::load_or_create(dev_key_path)?)
@@ -297,6 +299,9 @@ pub async fn bind(
     let mut context = ApiContext::new(ledger.clone(), positions);
     context.platform_domain = settings.platform_domain.clone();
     context.trusted_proxies = args.trusted_proxies.clone();
+    context.client_setup = client_setup;
+    context.health = health;
+    let setup = crate::client_setup::routes(context.clone(), tokens.clone());
     let schema = build_schema_with_booking(context, booking);
     let state = AppState {
         ledger: ledger.clone(),
@@ -306,7 +311,9 @@ pub async fn bind(
     };
     let dev = dev_key.is_some();
     let endpoint = args.edge.graphql_endpoint(dev);
-    let mut app = router(state).merge(routes(schema, tokens, endpoint));
+    let mut app = router(state)
+        .merge(routes(schema, tokens, endpoint))
+        .merge(setup);
     if let Some(dev_key) = dev_key {
         let jwks = dev_key.jwks();
         app = app.route(DEV_JWKS_PATH, get(move || async move { axum::Json(jwks) }));

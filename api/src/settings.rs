@@ -101,6 +101,18 @@ pub struct Settings {
     )]
     pub stalwart_secret: Secret,
 
+    /// The mail host mail clients connect to (IMAP on 993, submission on 465, both implicit
+    /// TLS): what the Apple profile, autoconfig and autodiscover name. Unset: client set-up
+    /// answers "not configured".
+    #[arg(long, global = true, env = "DEZKY_MAIL_HOST")]
+    pub mail_host: Option<String>,
+
+    /// The DAV base URL clients use for calendars and contacts (Stalwart:
+    /// `https://mail.example.eu/dav`; homes are `cal/<address>/` and `card/<address>/` under
+    /// it). Unset: profiles carry mail only, and `me.clientSetup` has no DAV URLs.
+    #[arg(long, global = true, env = "DEZKY_DAV_URL")]
+    pub dav_url: Option<String>,
+
     /// The nameserver domain verification asks (`IP:PORT`). Unset: the system's resolvers.
     #[arg(long, global = true, env = "DEZKY_DNS_NAMESERVER")]
     pub dns_nameserver: Option<std::net::SocketAddr>,
@@ -192,6 +204,10 @@ pub struct Settings {
         default_value = ""
     )]
     pub smtp_password: Secret,
+
+    /// Infrastructure probe targets (`DEZKY_HEALTH_*`).
+    #[command(flatten)]
+    pub health: crate::health::HealthSettings,
 
     /// The sender of booking confirmations.
     #[arg(
@@ -293,6 +309,14 @@ impl Settings {
             from: self.smtp_from.clone(),
             timeout_seconds: DEFAULT_SMTP_TIMEOUT_SECONDS,
         })?)
+    }
+
+    /// Client set-up's mail host and DAV base, checked.
+    pub fn client_setup(&self) -> anyhow::Result<crate::client_setup::ClientSetupSettings> {
+        Ok(crate::client_setup::ClientSetupSettings::new(
+            self.mail_host.as_deref(),
+            self.dav_url.as_deref(),
+        )?)
     }
 
     /// The booking flow's limits.

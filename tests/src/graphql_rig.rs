@@ -3,8 +3,12 @@
 //! production, and the full command → ledger → projection → query loop runs behind it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use dezky_adapters::health::HealthChecker;
 
 use dezky_adapters::oidc::{OidcConfig, OidcVerifier};
+use dezky_api::client_setup::ClientSetupSettings;
 use dezky_api::dev::DevKey;
 use dezky_api::graphql::http::{GraphqlEndpoint, Introspection};
 use dezky_api::graphql::{build_schema, routes, ApiContext, DezkySchema, TokenCheck};
@@ -33,6 +37,8 @@ pub struct GraphqlApi {
     pub ledger: Ledger,
     /// The database, dropped with the API.
     pub db: TestDb,
+    /// Where it listens (for the routes beside `/graphql`: client set-up).
+    pub address: SocketAddr,
     key: DevKey,
     stop: watch::Sender<bool>,
     _dir: tempfile::TempDir,
@@ -79,6 +85,9 @@ pub fn code(response: &Value) -> Option<&str> {
     response["errors"][0]["extensions"]["code"].as_str()
 }
 
+/// Sets what a suite configures on the API's context (client set-up, health probes).
+type Configure<'a> = Box<dyn FnOnce(&mut ApiContext) + 'a>;
+
 /// Builds the schema over the API's context and ledger.
 type MakeSchema<'a> = Box<dyn FnOnce(ApiContext, &Ledger) -> DezkySchema + 'a>;
 
@@ -86,6 +95,32 @@ impl GraphqlApi {
     /// A fresh API on `backend` with the platform domain [`APEX`].
     pub async fn start(backend: Backend) -> Self {
         Self::start_with(backend, Box::new(|context, _| build_schema(context)), "").await
+    }
+
+    /// A fresh API whose client set-up points at `client_setup` (what `DEZKY_MAIL_HOST` and
+    /// `DEZKY_DAV_URL` configure in production).
+    pub async fn start_with_client_setup(
+        backend: Backend,
+        client_setup: ClientSetupSettings,
+    ) -> Self {
+        Self::start_configured(
+            backend,
+            Box::new(|context, _| build_schema(context)),
+            "",
+            Box::new(move |context| context.client_setup = client_setup),
+        )
+        .await
+    }
+
+    /// A fresh API whose `infrastructureHealth` reports what `health` probes.
+    pub async fn start_with_health(backend: Backend, health: Arc<HealthChecker>) -> Self {
+        Self::start_configured(
+            backend,
+            Box::new(|context, _| build_schema(context)),
+            "",
+            Box::new(move |context| context.health = health),
+        )
+        .await
     }
 
     /// A fresh API that believes `X-Forwarded-For` from the proxies in `trusted_proxies`
@@ -129,6 +164,15 @@ impl GraphqlApi {
         make_schema: MakeSchema<'_>,
         trusted_proxies: &str,
     ) -> Self {
+        Self::start_configured(backend, make_schema, trusted_proxies, Box::new(|_| {})).await
+    }
+
+    async fn start_configured(
+        backend: Backend,
+        make_schema: MakeSchema<'_>,
+        trusted_proxies: &str,
+        configure: Configure<'_>,
+    ) -> Self {
         let db = TestDb::create(backend).await.expect("db");
         let ledger = db.open().await.expect("ledger");
         let dir = tempfile::tempdir().expect("dir");
@@ -145,6 +189,8 @@ impl GraphqlApi {
         let mut context = ApiContext::new(ledger.clone(), processors.positions());
         context.platform_domain = APEX.into();
         context.trusted_proxies = trusted_proxies.parse().expect("trusted proxies");
+        configure(&mut context);
+        let setup = dezky_api::client_setup::routes(context.clone(), tokens.clone());
         let schema = make_schema(context, &ledger);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -156,7 +202,8 @@ impl GraphqlApi {
             schema,
             tokens,
             GraphqlEndpoint::new(Introspection::Authenticated),
-        );
+        )
+        .merge(setup);
         tokio::spawn(dezky_api::edge::serve(
             listener,
             app,
@@ -167,6 +214,7 @@ impl GraphqlApi {
             url: format!("http://{address}/graphql"),
             ledger,
             db,
+            address,
             key,
             stop,
             _dir: dir,
@@ -177,6 +225,11 @@ impl GraphqlApi {
     /// they may in production for a moment, and the API keeps answering from them.
     pub fn stop_read_models(&self) {
         let _ = self.stop.send(true);
+    }
+
+    /// The URL of `path` on the server (beside `/graphql`).
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
     }
 
     /// A token the identity provider signed over `claims`.

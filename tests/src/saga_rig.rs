@@ -10,7 +10,8 @@ use std::sync::Arc;
 use dezky_adapters::dns::DnsVerifier;
 use dezky_adapters::stalwart::{StalwartConfig, StalwartMail};
 use dezky_commands::ports::mail::{
-    MailAccount, MailDomain, MailError, MailServer, MailingList, NewAccount, NewMailingList,
+    AddressBook, MailAccount, MailDomain, MailError, MailServer, MailingList, NewAccount,
+    NewMailingList,
 };
 use dezky_commands::ports::Secret;
 use dezky_commands::saga::SagaConfig;
@@ -118,6 +119,10 @@ pub fn publish(mut dns: DnsServerBuilder, records: &[ExpectedRecord]) -> DnsServ
     dns
 }
 
+/// The name [`CrashPoint::BeforeNamed`] and [`CrashPoint::AfterNamed`] give the call that
+/// creates a mailbox's default address book.
+pub const ADDRESS_BOOK_CALL: &str = "address-book";
+
 /// Where a [`Crashing`] mail server kills its process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashPoint {
@@ -127,12 +132,23 @@ pub enum CrashPoint {
     /// Just after the n-th call returned: the server applied it, the outcome is not on the
     /// ledger.
     AfterCall(u32),
+    /// Just before the first call of this name ([`ADDRESS_BOOK_CALL`]) reaches the server.
+    BeforeNamed(&'static str),
+    /// Just after the first call of this name returned.
+    AfterNamed(&'static str),
 }
 
 impl CrashPoint {
-    /// Reads `before:N` / `after:N`.
+    /// Reads `before:N` / `after:N`, or `before:address-book` / `after:address-book`.
     pub fn parse(text: &str) -> Option<Self> {
         let (when, n) = text.split_once(':')?;
+        if n == ADDRESS_BOOK_CALL {
+            return match when {
+                "before" => Some(Self::BeforeNamed(ADDRESS_BOOK_CALL)),
+                "after" => Some(Self::AfterNamed(ADDRESS_BOOK_CALL)),
+                _ => None,
+            };
+        }
         let n = n.parse().ok()?;
         match when {
             "before" => Some(Self::BeforeCall(n)),
@@ -181,6 +197,18 @@ impl<M: MailServer> Crashing<M> {
         }
         result
     }
+
+    /// A call that a crash point can also name.
+    async fn named<T>(&self, name: &'static str, call: impl std::future::Future<Output = T>) -> T {
+        if self.at == Some(CrashPoint::BeforeNamed(name)) {
+            kill_self();
+        }
+        let result = self.call(call).await;
+        if self.at == Some(CrashPoint::AfterNamed(name)) {
+            kill_self();
+        }
+        result
+    }
 }
 
 impl<M: MailServer> MailServer for Crashing<M> {
@@ -225,5 +253,15 @@ impl<M: MailServer> MailServer for Crashing<M> {
     }
     async fn delete_mailing_list(&self, address: &str) -> Result<(), MailError> {
         self.call(self.inner.delete_mailing_list(address)).await
+    }
+    async fn ensure_default_address_book(&self, address: &str) -> Result<AddressBook, MailError> {
+        self.named(
+            ADDRESS_BOOK_CALL,
+            self.inner.ensure_default_address_book(address),
+        )
+        .await
+    }
+    async fn default_address_book(&self, address: &str) -> Result<Option<AddressBook>, MailError> {
+        self.call(self.inner.default_address_book(address)).await
     }
 }

@@ -83,6 +83,8 @@ fn required_records(server: DnsServerBuilder) -> DnsServerBuilder {
 /// The optional client autodiscovery records, all as expected.
 fn autodiscovery_records(server: DnsServerBuilder) -> DnsServerBuilder {
     server
+        .srv("_caldavs._tcp.acme.test", 0, 1, 443, MAIL_HOST)
+        .srv("_carddavs._tcp.acme.test", 0, 1, 443, MAIL_HOST)
         .srv("_imaps._tcp.acme.test", 0, 1, 993, MAIL_HOST)
         .srv("_pop3s._tcp.acme.test", 0, 1, 995, MAIL_HOST)
         .srv("_submissions._tcp.acme.test", 0, 1, 465, MAIL_HOST)
@@ -130,6 +132,8 @@ fn the_zone_file_yields_the_records_this_suite_publishes() {
             (P::Spf, DOMAIN, T::Txt),
             (P::Mx, DOMAIN, T::Mx),
             (P::Dmarc, "_dmarc.acme.test", T::Txt),
+            (P::Autodiscovery, "_caldavs._tcp.acme.test", T::Srv),
+            (P::Autodiscovery, "_carddavs._tcp.acme.test", T::Srv),
             (P::Autodiscovery, "_imaps._tcp.acme.test", T::Srv),
             (P::Autodiscovery, "_pop3s._tcp.acme.test", T::Srv),
             (P::Autodiscovery, "_submissions._tcp.acme.test", T::Srv),

@@ -8,7 +8,8 @@
 
 use dezky_adapters::stalwart::{StalwartConfig, StalwartMail};
 use dezky_commands::ports::mail::{
-    MailError, MailServer, NewAccount, NewMailingList, RejectionKind,
+    AddressBook, MailError, MailServer, NewAccount, NewMailingList, RejectionKind,
+    DEFAULT_ADDRESS_BOOK_NAME,
 };
 use dezky_commands::ports::Secret;
 use dezky_domain::domains::{RecordPurpose, RecordType};
@@ -123,6 +124,8 @@ async fn port_contract<M: MailServer>(mail: &M) {
     assert_eq!(
         autodiscovery,
         vec![
+            ("_caldavs._tcp.acme.test", RecordType::Srv),
+            ("_carddavs._tcp.acme.test", RecordType::Srv),
             ("_imaps._tcp.acme.test", RecordType::Srv),
             ("_pop3s._tcp.acme.test", RecordType::Srv),
             ("_submissions._tcp.acme.test", RecordType::Srv),
@@ -154,6 +157,55 @@ async fn port_contract<M: MailServer>(mail: &M) {
         .await
         .expect("found");
     assert_eq!(again, ann);
+
+    // The default address book: ensured twice, one book, the default; none for a mailbox
+    // that does not exist.
+    assert_eq!(
+        mail.default_address_book("ann@acme.test")
+            .await
+            .expect("read"),
+        None
+    );
+    let book = mail
+        .ensure_default_address_book("Ann@acme.test")
+        .await
+        .expect("created");
+    assert_eq!(
+        book,
+        AddressBook {
+            name: DEFAULT_ADDRESS_BOOK_NAME.into(),
+            is_default: true
+        }
+    );
+    assert_eq!(
+        mail.ensure_default_address_book("ann@acme.test")
+            .await
+            .expect("found"),
+        book
+    );
+    assert_eq!(
+        mail.default_address_book("ann@acme.test")
+            .await
+            .expect("read"),
+        Some(book)
+    );
+    let missing = mail.ensure_default_address_book("nobody@acme.test").await;
+    assert!(
+        matches!(
+            missing,
+            Err(MailError::Rejected {
+                kind: RejectionKind::NotFound,
+                ..
+            })
+        ),
+        "{missing:?}"
+    );
+    assert_eq!(
+        mail.default_address_book("nobody@acme.test")
+            .await
+            .expect("read"),
+        None
+    );
 
     // Aliases: add and remove are idempotent; an alias on an unknown domain is refused; an
     // address someone else holds is a conflict.
@@ -454,6 +506,37 @@ async fn ensuring_twice_stores_one_object_each() {
     assert_eq!(fake.domains().len(), 1);
     assert_eq!(fake.accounts().len(), 1);
     assert_eq!(fake.mailing_lists().len(), 1);
+}
+
+#[tokio::test]
+async fn an_address_book_made_without_a_default_becomes_the_default_not_a_second_book() {
+    let fake = StalwartFake::start().await.expect("fake starts");
+    let mail = adapter(&fake);
+    mail.ensure_domain("book.test").await.expect("domain");
+    mail.ensure_account(&account("ann@book.test", &[]))
+        .await
+        .expect("account");
+    let ann = fake.accounts()[0].id.clone();
+    // A client made one (or a create's answer was lost before the default was set).
+    let response = reqwest::Client::new()
+        .post(fake.api_url())
+        .basic_auth(&fake.user, Some(&fake.secret))
+        .json(&serde_json::json!({
+            "using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:contacts"],
+            "methodCalls": [["AddressBook/set",
+                {"accountId": ann, "create": {"b": {"name": "Personal"}}}, "c"]],
+        }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let book = mail
+        .ensure_default_address_book("ann@book.test")
+        .await
+        .expect("ensured");
+    assert_eq!(book.name, "Personal");
+    assert!(book.is_default);
+    assert_eq!(fake.address_books("ann@book.test").len(), 1);
 }
 
 #[tokio::test]

@@ -949,3 +949,122 @@ async fn injected_faults_fail_or_lose_the_answer() {
         .expect_err("refused");
     assert_eq!(error["type"], "primaryKeyViolation");
 }
+
+/// A call in a user's account under JMAP for Contacts.
+async fn contacts_call(fake: &StalwartFake, using: &[&str], name: &str, args: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(fake.api_url())
+        .basic_auth(&fake.user, Some(&fake.secret))
+        .json(&json!({"using": using, "methodCalls": [[name, args, "c0"]]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("JSON answer");
+    body["methodResponses"][0].clone()
+}
+
+#[tokio::test]
+async fn address_books_live_in_the_users_account_and_only_the_server_sets_the_default() {
+    const CONTACTS: &str = "urn:ietf:params:jmap:contacts";
+    const CORE: &str = "urn:ietf:params:jmap:core";
+    let fake = StalwartFake::start().await.expect("fake starts");
+    let client = Client::new(&fake);
+    let domain = client.domain("acme.test").await;
+    let user = client
+        .create(
+            "x:Account",
+            json!({"@type": "User", "name": "ann", "domainId": domain}),
+        )
+        .await
+        .expect("user created");
+
+    // Without the capability, in the admin's own account, in no account: refused.
+    let without = contacts_call(
+        &fake,
+        &[CORE, STALWART_CAPABILITY],
+        "AddressBook/get",
+        json!({"accountId": user}),
+    )
+    .await;
+    assert_eq!(without[1]["type"], "unknownMethod", "{without}");
+    for account in [ACCOUNT_ID, "nobody", domain.as_str()] {
+        let answer = contacts_call(
+            &fake,
+            &[CORE, CONTACTS],
+            "AddressBook/get",
+            json!({"accountId": account}),
+        )
+        .await;
+        assert_eq!(answer[1]["type"], "accountNotFound", "{account}: {answer}");
+    }
+
+    // isDefault and myRights are server-set; a name is required.
+    for (value, expected) in [
+        (json!({"name": "x", "isDefault": true}), "invalidPatch"),
+        (
+            json!({"name": "x", "myRights": {"mayRead": true}}),
+            "invalidPatch",
+        ),
+        (json!({"name": "x", "colour": "red"}), "invalidPatch"),
+        (json!({"description": "no name"}), "validationFailed"),
+    ] {
+        let answer = contacts_call(
+            &fake,
+            &[CORE, CONTACTS],
+            "AddressBook/set",
+            json!({"accountId": user, "create": {"b": value}}),
+        )
+        .await;
+        assert_eq!(
+            answer[1]["notCreated"]["b"]["type"], expected,
+            "{value}: {answer}"
+        );
+    }
+    assert!(fake.address_books("ann@acme.test").is_empty());
+
+    // A plain create is not the default; onSuccessSetIsDefault makes it so.
+    let plain = contacts_call(
+        &fake,
+        &[CORE, CONTACTS],
+        "AddressBook/set",
+        json!({"accountId": user, "create": {"b": {"name": "Work"}}}),
+    )
+    .await;
+    let work = plain[1]["created"]["b"]["id"]
+        .as_str()
+        .expect("created")
+        .to_owned();
+    let listed = contacts_call(
+        &fake,
+        &[CORE, CONTACTS],
+        "AddressBook/get",
+        json!({"accountId": user, "ids": null}),
+    )
+    .await;
+    assert_eq!(listed[1]["list"][0]["isDefault"], false, "{listed}");
+    let second = contacts_call(
+        &fake,
+        &[CORE, CONTACTS],
+        "AddressBook/set",
+        json!({"accountId": user, "create": {"c": {"name": "Contacts"}},
+               "onSuccessSetIsDefault": "#c"}),
+    )
+    .await;
+    let contacts = second[1]["created"]["c"]["id"]
+        .as_str()
+        .expect("created")
+        .to_owned();
+    let books = fake.address_books("ann@acme.test");
+    let default: Vec<&str> = books
+        .iter()
+        .filter(|b| b.value["isDefault"] == true)
+        .map(|b| b.id.as_str())
+        .collect();
+    assert_eq!(default, [contacts.as_str()]);
+    assert_ne!(work, contacts);
+
+    // The account's address books go with it.
+    client.destroy("x:Account", &user).await.expect("destroyed");
+    assert!(fake.address_books("ann@acme.test").is_empty());
+}

@@ -14,6 +14,8 @@ use tokio::sync::Mutex;
 pub(crate) const CORE_CAPABILITY: &str = "urn:ietf:params:jmap:core";
 /// Stalwart's management objects (`x:Domain`, `x:Account`, …).
 pub(crate) const STALWART_CAPABILITY: &str = "urn:stalwart:jmap";
+/// JMAP for Contacts (RFC 9610): `AddressBook` objects in a user's own account.
+pub(crate) const CONTACTS_CAPABILITY: &str = "urn:ietf:params:jmap:contacts";
 
 /// What a session tells the client: where to post and which account holds the objects.
 #[derive(Debug, Clone)]
@@ -128,12 +130,37 @@ impl Jmap {
         calls: Vec<(&str, Value, &str)>,
         effect: Effect,
     ) -> Result<Responses, MailError> {
+        self.send(None, &[CORE_CAPABILITY, STALWART_CAPABILITY], calls, effect)
+            .await
+    }
+
+    /// Like [`Jmap::request`], for the data of the user account `account_id` (its address
+    /// books) under `using`: the admin acts on the user's behalf, which its `impersonate`
+    /// permission allows.
+    pub(crate) async fn request_for(
+        &self,
+        account_id: &str,
+        using: &[&str],
+        calls: Vec<(&str, Value, &str)>,
+        effect: Effect,
+    ) -> Result<Responses, MailError> {
+        self.send(Some(account_id), using, calls, effect).await
+    }
+
+    async fn send(
+        &self,
+        account_id: Option<&str>,
+        using: &[&str],
+        calls: Vec<(&str, Value, &str)>,
+        effect: Effect,
+    ) -> Result<Responses, MailError> {
         let session = self.session().await?;
+        let account_id = account_id.unwrap_or(&session.account_id);
         let method_calls: Vec<Value> = calls
             .into_iter()
             .map(|(name, mut args, id)| {
                 if let Some(args) = args.as_object_mut() {
-                    args.insert("accountId".into(), json!(session.account_id));
+                    args.insert("accountId".into(), json!(account_id));
                 }
                 json!([name, args, id])
             })
@@ -144,7 +171,7 @@ impl Jmap {
             .basic_auth(&self.user, Some(self.secret.expose()))
             .timeout(self.timeout)
             .json(&json!({
-                "using": [CORE_CAPABILITY, STALWART_CAPABILITY],
+                "using": using,
                 "methodCalls": method_calls,
             }))
             .send()

@@ -20,6 +20,11 @@
 //!   in one request (query, then destroy by back-reference); when anything else holds it, the
 //!   answer is [`MailError::InUse`] and the DKIM keys stay, so a domain still in use keeps
 //!   signing.
+//! * **The default address book** is a JMAP for Contacts (RFC 9610) `AddressBook` in the
+//!   user's own account (its JMAP account id is the `x:Account` id), reached with the admin's
+//!   `impersonate` permission: `AddressBook/get` first; an existing default is kept, an
+//!   existing address book without a default becomes it, and otherwise one is created with
+//!   `onSuccessSetIsDefault`. `isDefault` itself is server-set and never written.
 //! * **Errors**: see [`jmap`] for transport, HTTP and method errors, and `set_error` for
 //!   SetErrors.
 //!
@@ -34,14 +39,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dezky_commands::ports::mail::{
-    MailAccount, MailDomain, MailError, MailServer, MailingList, NewAccount, NewMailingList,
-    RejectionKind,
+    AddressBook, MailAccount, MailDomain, MailError, MailServer, MailingList, NewAccount,
+    NewMailingList, RejectionKind, DEFAULT_ADDRESS_BOOK_NAME,
 };
 use dezky_commands::ports::Secret;
 use reqwest::Url;
 use serde_json::{json, Map, Value};
 
-use jmap::{Effect, Jmap};
+use jmap::{Effect, Jmap, CONTACTS_CAPABILITY, CORE_CAPABILITY};
 
 /// Default time limit on one request to Stalwart.
 pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 30;
@@ -791,6 +796,110 @@ impl Jmap {
     }
 }
 
+impl Jmap {
+    /// The user account at `address`: its id, or `None`.
+    async fn user_id(&self, address: &str) -> Result<Option<String>, MailError> {
+        Ok(self.find("x:Account", address).await?.map(|found| found.id))
+    }
+
+    /// The address books of the user account `account_id`, as `(id, name, isDefault)`.
+    async fn address_books(
+        &self,
+        account_id: &str,
+    ) -> Result<Vec<(String, String, bool)>, MailError> {
+        let responses = self
+            .request_for(
+                account_id,
+                &[CORE_CAPABILITY, CONTACTS_CAPABILITY],
+                vec![(
+                    "AddressBook/get",
+                    json!({"ids": null, "properties": ["id", "name", "isDefault"]}),
+                    "g",
+                )],
+                Effect::Read,
+            )
+            .await?;
+        Ok(responses
+            .list("g")?
+            .into_iter()
+            .filter_map(|book| {
+                Some((
+                    text(&book, "id")?,
+                    text(&book, "name").unwrap_or_default(),
+                    book.get("isDefault").and_then(Value::as_bool) == Some(true),
+                ))
+            })
+            .collect())
+    }
+
+    async fn default_address_book(&self, address: &str) -> Result<Option<AddressBook>, MailError> {
+        let Some(account_id) = self.user_id(address).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .address_books(&account_id)
+            .await?
+            .into_iter()
+            .find(|(_, _, is_default)| *is_default)
+            .map(|(_, name, _)| AddressBook {
+                name,
+                is_default: true,
+            }))
+    }
+
+    async fn ensure_default_address_book(&self, address: &str) -> Result<AddressBook, MailError> {
+        let Some(account_id) = self.user_id(address).await? else {
+            return Err(MailError::Rejected {
+                kind: RejectionKind::NotFound,
+                detail: format!("no mailbox {address}"),
+            });
+        };
+        let books = self.address_books(&account_id).await?;
+        if let Some((_, name, _)) = books.iter().find(|(_, _, is_default)| *is_default) {
+            return Ok(AddressBook {
+                name: name.clone(),
+                is_default: true,
+            });
+        }
+        // An address book without a default (made by a client, or by a create whose
+        // `onSuccessSetIsDefault` was lost with its answer) becomes the default rather than
+        // getting a second one beside it.
+        let (arguments, target) = match books.first() {
+            Some((id, name, _)) => (
+                json!({"onSuccessSetIsDefault": id}),
+                (Some(id.clone()), name.clone()),
+            ),
+            None => (
+                json!({
+                    "create": {"book": {"name": DEFAULT_ADDRESS_BOOK_NAME}},
+                    "onSuccessSetIsDefault": "#book",
+                }),
+                (None, DEFAULT_ADDRESS_BOOK_NAME.to_owned()),
+            ),
+        };
+        let responses = self
+            .request_for(
+                &account_id,
+                &[CORE_CAPABILITY, CONTACTS_CAPABILITY],
+                vec![("AddressBook/set", arguments, "s")],
+                Effect::Write,
+            )
+            .await?;
+        if target.0.is_none() {
+            responses.created("s", "book")?;
+        } else {
+            responses.get("s")?;
+        }
+        // Read back: the default is server-set, so only the server can say it took.
+        self.default_address_book(address).await?.ok_or_else(|| {
+            MailError::Protocol(format!(
+                "the address book {:?} of {address} was written but is not the default",
+                target.1
+            ))
+        })
+    }
+}
+
 impl MailServer for StalwartMail {
     async fn ensure_domain(&self, name: &str) -> Result<MailDomain, MailError> {
         self.jmap()?.ensure_domain(name).await
@@ -846,6 +955,14 @@ impl MailServer for StalwartMail {
 
     async fn delete_mailing_list(&self, address: &str) -> Result<(), MailError> {
         self.jmap()?.delete("x:MailingList", address).await
+    }
+
+    async fn ensure_default_address_book(&self, address: &str) -> Result<AddressBook, MailError> {
+        self.jmap()?.ensure_default_address_book(address).await
+    }
+
+    async fn default_address_book(&self, address: &str) -> Result<Option<AddressBook>, MailError> {
+        self.jmap()?.default_address_book(address).await
     }
 }
 

@@ -7,11 +7,12 @@
 //! several lines inside parentheses (every RSA DKIM key is longer than one 255-byte string).
 //!
 //! Which records are kept: the ones the product checks and shows — MX, SPF, DKIM (one per
-//! selector), DMARC, and the autodiscovery records `_imaps`/`_submissions`/`_pop3s` SRV and
-//! `autoconfig`/`autodiscover` CNAME. Everything else Stalwart lists is **skipped**, because an
-//! expected record is a promise that DNS verification will check it and the portal will ask
-//! the customer to publish it: TLS-RPT (`_smtp._tls`), `_jmap`/`_caldavs`/`_carddavs` SRV
-//! (they point at port 443, which the ingress owns, not Stalwart), the cleartext
+//! selector), DMARC, and the autodiscovery records `_imaps`/`_submissions`/`_pop3s`/`_caldavs`/
+//! `_carddavs` SRV and `autoconfig`/`autodiscover` CNAME (all optional: they help clients set
+//! themselves up and never gate a domain's status). Everything else Stalwart lists is
+//! **skipped**, because an expected record is a promise that DNS verification will check it
+//! and the portal will ask the customer to publish it: TLS-RPT (`_smtp._tls`), `_jmap` SRV
+//! (webmail is not served), the cleartext
 //! `_imap`/`_submission`/`_pop3` SRV (only implicit TLS is reachable in production),
 //! `ua-auto-config`, TLSA, CAA and MTA-STS. Stalwart publishes no ownership record; that one is
 //! the product's own.
@@ -40,8 +41,16 @@ pub enum ZoneError {
     NoOrigin(usize),
 }
 
-/// Autodiscovery SRV services the product checks (implicit TLS only).
-const AUTODISCOVERY_SRV: &[&str] = &["_imaps._tcp", "_submissions._tcp", "_pop3s._tcp"];
+/// Autodiscovery SRV services the product checks (implicit TLS only). CalDAV and CardDAV are
+/// served under the mail host's `/dav` on 443 (the ingress routes `/.well-known/caldav`,
+/// `/.well-known/carddav` and `/dav` to Stalwart), so their SRV records point somewhere real.
+const AUTODISCOVERY_SRV: &[&str] = &[
+    "_imaps._tcp",
+    "_submissions._tcp",
+    "_pop3s._tcp",
+    "_caldavs._tcp",
+    "_carddavs._tcp",
+];
 /// Autodiscovery host names the product checks.
 const AUTODISCOVERY_CNAME: &[&str] = &["autoconfig", "autodiscover"];
 
@@ -357,6 +366,7 @@ acme.test. IN TXT \"v=spf1 mx -all\"
 acme.test. IN MX 10 mail.dezky.test.
 _dmarc.acme.test. IN TXT \"v=DMARC1; p=reject; rua=mailto:postmaster@acme.test\"
 _caldavs._tcp.acme.test. IN SRV 0 1 443 mail.dezky.test.
+_carddavs._tcp.acme.test. IN SRV 0 1 443 mail.dezky.test.
 _imaps._tcp.acme.test. IN SRV 0 1 993 mail.dezky.test.
 _jmap._tcp.acme.test. IN SRV 0 1 443 mail.dezky.test.
 _pop3s._tcp.acme.test. IN SRV 0 1 995 mail.dezky.test.
@@ -395,6 +405,18 @@ autodiscover.acme.test. IN CNAME mail.dezky.test.
                     "_dmarc.acme.test",
                     T::Txt,
                     "v=DMARC1; p=reject; rua=mailto:postmaster@acme.test"
+                ),
+                record(
+                    P::Autodiscovery,
+                    "_caldavs._tcp.acme.test",
+                    T::Srv,
+                    "0 1 443 mail.dezky.test"
+                ),
+                record(
+                    P::Autodiscovery,
+                    "_carddavs._tcp.acme.test",
+                    T::Srv,
+                    "0 1 443 mail.dezky.test"
                 ),
                 record(
                     P::Autodiscovery,

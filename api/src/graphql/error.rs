@@ -98,6 +98,9 @@ pub enum Code {
     RecipientsOutOfRange,
     /// A list among its own recipients.
     ListIncludesItself,
+    /// What was asked needs a setting this deployment has not set (the mail host for client
+    /// set-up, say); nothing is made up in its place.
+    NotConfigured,
 }
 
 impl Code {
@@ -141,6 +144,7 @@ impl Code {
             Code::TooManyLists => "TOO_MANY_LISTS",
             Code::RecipientsOutOfRange => "RECIPIENTS_OUT_OF_RANGE",
             Code::ListIncludesItself => "LIST_INCLUDES_ITSELF",
+            Code::NotConfigured => "NOT_CONFIGURED",
         }
     }
 }

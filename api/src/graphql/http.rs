@@ -205,7 +205,7 @@ fn is_json(content_type: Option<&HeaderValue>) -> bool {
 }
 
 /// Whether reading a body failed because it passed its length limit.
-fn past_length_limit(error: &axum::Error) -> bool {
+pub(crate) fn past_length_limit(error: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = error.source();
     while let Some(error) = source {
         if error.is::<http_body_util::LengthLimitError>() {

@@ -2,9 +2,11 @@
 
 pub mod authz;
 pub mod booking;
+pub mod client_setup;
 pub mod domains;
 pub mod error;
 pub mod guard;
+pub mod health;
 pub mod http;
 pub mod mail;
 pub mod operations;
@@ -84,6 +86,11 @@ pub struct ApiContext {
     pub trusted_proxies: crate::client::TrustedProxies,
     /// The unauthenticated calls' per-client budgets (one set per server).
     pub public_limits: Arc<crate::client::PublicLimits>,
+    /// Where mail clients are pointed (`DEZKY_MAIL_HOST`, `DEZKY_DAV_URL`).
+    pub client_setup: crate::client_setup::ClientSetupSettings,
+    /// The infrastructure probes (`DEZKY_HEALTH_*`), one checker per server so its cache is
+    /// shared by every request.
+    pub health: Arc<dezky_adapters::health::HealthChecker>,
 }
 
 impl ApiContext {
@@ -101,6 +108,8 @@ impl ApiContext {
             platform_domain: crate::settings::DEFAULT_PLATFORM_DOMAIN.to_owned(),
             trusted_proxies: crate::client::TrustedProxies::default(),
             public_limits: Arc::default(),
+            client_setup: crate::client_setup::ClientSetupSettings::default(),
+            health: Arc::new(dezky_adapters::health::HealthChecker::unconfigured()),
         }
     }
 

@@ -331,6 +331,7 @@ pub struct AuditConnection {
 
 /// The caller as the API sees them.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct Me {
     /// Token subject.
     pub subject: String,
@@ -344,7 +345,13 @@ pub struct Me {
 
 /// Queries.
 #[derive(MergedObject, Default)]
-pub struct Query(TenantQuery, OperationsQuery, DomainsQuery, BookingQuery);
+pub struct Query(
+    TenantQuery,
+    OperationsQuery,
+    DomainsQuery,
+    BookingQuery,
+    super::health::HealthQuery,
+);
 
 /// Queries over tenants.
 #[derive(Default)]

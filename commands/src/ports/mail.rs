@@ -10,8 +10,8 @@
 //!   that lost a race to an identical one is answered with the object, not an error.
 //! * **Deletes are idempotent**: deleting what is not there is `Ok`.
 //! * **Reads reconcile**: after [`MailError::OutcomeUnknown`], the matching read
-//!   ([`MailServer::domain`], [`MailServer::account`], [`MailServer::mailing_list`]) says
-//!   whether the write took effect.
+//!   ([`MailServer::domain`], [`MailServer::account`], [`MailServer::mailing_list`],
+//!   [`MailServer::default_address_book`]) says whether the write took effect.
 //! * **A system that is not configured says so** ([`MailError::NotConfigured`]) for every
 //!   operation; it never pretends to succeed.
 
@@ -89,6 +89,19 @@ pub struct MailingList {
     /// The recipients, sorted.
     pub recipients: Vec<String>,
 }
+
+/// A mailbox's address book as the server holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressBook {
+    /// Its name.
+    pub name: String,
+    /// Whether it is the mailbox's default address book (the one CardDAV clients and the
+    /// server's own contact features use when none is named).
+    pub is_default: bool,
+}
+
+/// The name the product gives the address book it creates for every mailbox.
+pub const DEFAULT_ADDRESS_BOOK_NAME: &str = "Contacts";
 
 /// Why the server refused a change, in the product's words (the server's own error type
 /// travels in [`MailError::Rejected`]'s `detail`).
@@ -233,4 +246,21 @@ pub trait MailServer: Send + Sync {
         &self,
         address: &str,
     ) -> impl Future<Output = Result<(), MailError>> + Send;
+
+    /// Gives the mailbox at `address` a default address book unless it has one (named
+    /// [`DEFAULT_ADDRESS_BOOK_NAME`]; an existing address book is made the default when none
+    /// is), and returns it. Without it, the server answers CardDAV clients' first request with
+    /// a 404 instead of an empty address book (the seed's Exchange-login failure). A mailbox
+    /// that does not exist is [`MailError::Rejected`] with [`RejectionKind::NotFound`].
+    fn ensure_default_address_book(
+        &self,
+        address: &str,
+    ) -> impl Future<Output = Result<AddressBook, MailError>> + Send;
+
+    /// The default address book of the mailbox at `address`; `None` when it has none, or when
+    /// there is no such mailbox.
+    fn default_address_book(
+        &self,
+        address: &str,
+    ) -> impl Future<Output = Result<Option<AddressBook>, MailError>> + Send;
 }

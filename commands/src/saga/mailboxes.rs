@@ -3,6 +3,13 @@
 //! is suspended, deleted when the member goes — unless a member of another workspace still
 //! uses the same address (one person in several workspaces keeps one mailbox).
 //!
+//! Every mailbox created also gets a default address book, as a step of its own once the
+//! mailbox exists: the mail server does not create one on a CardDAV client's first request,
+//! and answers it with a 404 that fails the whole sign-in of clients that bundle contacts
+//! with mail (the seed's Exchange-login failure). Being a step of its own, it is performed,
+//! retried and reconciled like any other, and a crash between the mailbox and the address
+//! book resumes at the address book.
+//!
 //! A member whose address is elsewhere (the bootstrap admin's own `@gmail.com`, a partner's
 //! staff) gets no mailbox: the mail server could not host it.
 
@@ -465,6 +472,17 @@ impl Mailboxes {
         ) else {
             return Ok(false);
         };
+        // The mailbox exists: its address book is the next step, triggered by this success
+        // (so intending it again after a crash finds the same effect).
+        self.intend(
+            event,
+            "create-address-book",
+            tenant_id,
+            MailRequest::EnsureDefaultAddressBook {
+                address: address.to_ascii_lowercase(),
+            },
+        )
+        .await?;
         let tenant = self.tenant(tenant_id, event.position).await?;
         let Some(member) = tenant
             .members

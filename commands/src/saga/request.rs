@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::ports::dns::{DnsCheck, DnsCheckError};
-use crate::ports::mail::{MailDomain, MailError, MailServer, NewAccount, NewMailingList};
+use crate::ports::mail::{
+    AddressBook, MailDomain, MailError, MailServer, NewAccount, NewMailingList, RejectionKind,
+};
 use crate::ports::Secret;
 
 /// The external system a request goes to (the intent's `system`).
@@ -89,6 +91,11 @@ pub enum MailRequest {
     /// Delete a distribution list.
     DeleteList {
         /// Its address.
+        address: String,
+    },
+    /// Give a mailbox its default address book (look-up-before-create).
+    EnsureDefaultAddressBook {
+        /// The mailbox.
         address: String,
     },
 }
@@ -196,6 +203,10 @@ fn domain_result(domain: &MailDomain) -> Value {
         "dkimSelectors": domain.dkim_selectors,
         "records": domain.records,
     })
+}
+
+fn address_book_result(address: &str, book: &AddressBook) -> Value {
+    json!({ "address": address, "addressBook": book.name, "isDefault": book.is_default })
 }
 
 fn mail_outcome(error: MailError, read: bool) -> Outcome {
@@ -323,6 +334,18 @@ impl<M: MailServer, D: DnsCheck> Systems<M, D> {
                 .delete_mailing_list(address)
                 .await
                 .map(|()| json!({ "deleted": address })),
+            MailRequest::EnsureDefaultAddressBook { address } => {
+                match mail.ensure_default_address_book(address).await {
+                    Ok(book) => Ok(address_book_result(address, &book)),
+                    // The member went (and the mailbox with them) before this step ran:
+                    // there is nothing left to give an address book to.
+                    Err(MailError::Rejected {
+                        kind: RejectionKind::NotFound,
+                        ..
+                    }) => Ok(json!({ "address": address, "mailbox": "gone" })),
+                    Err(e) => Err(e),
+                }
+            }
         };
         result.map_or_else(|e| mail_outcome(e, request.is_read()), Outcome::Done)
     }
@@ -399,6 +422,12 @@ impl<M: MailServer, D: DnsCheck> Systems<M, D> {
             MailRequest::DeleteList { address } => {
                 let found = mail.mailing_list(address).await.map_err(err)?;
                 verdict(found.is_none(), json!({ "exists": found.is_some() }))
+            }
+            MailRequest::EnsureDefaultAddressBook { address } => {
+                match mail.default_address_book(address).await.map_err(err)? {
+                    Some(book) => ReadBack::Applied(address_book_result(address, &book)),
+                    None => ReadBack::NotApplied(Value::Null),
+                }
             }
         })
     }

@@ -38,7 +38,7 @@ pub enum RecordPurpose {
     Dmarc,
     /// Proof that the workspace controls the domain.
     Ownership,
-    /// Client autodiscovery (`_imaps`, `_submissions`, `_pop3s` SRV; `autoconfig`,
+    /// Client autodiscovery (`_imaps`, `_submissions`, `_pop3s`, `_caldavs`, `_carddavs` SRV; `autoconfig`,
     /// `autodiscover` CNAME). Optional: never gates the domain's status.
     Autodiscovery,
 }

@@ -40,6 +40,10 @@
 //! * **Secrets**: passwords and DKIM private keys read back as `****`; writing `****` back keeps
 //!   the stored secret, as upstream does.
 //!
+//! * **Address books** (JMAP for Contacts, RFC 9610) live in each user's own account and are
+//!   reached by naming its id as `accountId` (the admin's `impersonate` permission); see
+//!   [`contacts`].
+//!
 //! What it leaves out on purpose: `/changes` (answered `cannotCalculateChanges`), filter
 //! operators (`AND`/`OR`), sorting, tenants and enterprise fields, app passwords and API
 //! keys, ACME and automatic DNS management, TLSA/CAA/MTA-STS records, password strength
@@ -47,6 +51,7 @@
 //! refused as unknown rather than silently accepted, so the adapter cannot come to rely on
 //! something the fake does not model.
 
+pub mod contacts;
 pub mod schema;
 mod store;
 pub mod validate;
@@ -262,6 +267,23 @@ impl StalwartFake {
     pub fn system_settings(&self) -> Map<String, Value> {
         self.state().settings()
     }
+
+    /// The address books of the user account whose address is `address` (none when there is
+    /// no such account).
+    pub fn address_books(&self, address: &str) -> Vec<Stored> {
+        let state = self.state();
+        let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
+        let domain_id = state
+            .list("x:Domain")
+            .into_iter()
+            .find(|d| d.value.get("name").and_then(Value::as_str) == Some(domain))
+            .map(|d| d.id);
+        let account = state.list("x:Account").into_iter().find(|a| {
+            a.value.get("name").and_then(Value::as_str) == Some(local)
+                && a.value.get("domainId").and_then(Value::as_str) == domain_id.as_deref()
+        });
+        account.map_or_else(Vec::new, |a| state.address_books.of(&a.id))
+    }
 }
 
 fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
@@ -426,10 +448,9 @@ fn handle(shared: &Shared, body: &[u8]) -> Result<Value, Box<Response>> {
         .map(|u| u.as_str().map(str::to_owned))
         .collect::<Option<_>>()
         .ok_or_else(|| not_request("'using' must list strings"))?;
-    if let Some(unknown) = using
-        .iter()
-        .find(|u| *u != CORE_CAPABILITY && *u != STALWART_CAPABILITY)
-    {
+    if let Some(unknown) = using.iter().find(|u| {
+        *u != CORE_CAPABILITY && *u != STALWART_CAPABILITY && *u != contacts::CONTACTS_CAPABILITY
+    }) {
         return Err(Box::new(problem(
             StatusCode::BAD_REQUEST,
             "urn:ietf:params:jmap:error:unknownCapability",

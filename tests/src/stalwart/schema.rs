@@ -161,6 +161,18 @@ static GROUP_ID: Ty = Ty::Id("x:Account/Group");
 
 /// Every single schema the fake knows.
 pub static SCHEMAS: &[Schema] = &[
+    // JMAP for Contacts (RFC 9610), in a user's own account (`super::contacts`).
+    Schema {
+        name: "AddressBook",
+        props: &[
+            req(p("name", STRING)),
+            null(p("description", STRING)),
+            server(p("isDefault", Ty::Bool)),
+            p("isSubscribed", Ty::Bool),
+            p("sortOrder", Ty::Num("unsignedInteger")),
+        ],
+        defaults: r#"{"description": null, "isSubscribed": true, "sortOrder": 0}"#,
+    },
     Schema {
         name: "x:Domain",
         props: &[

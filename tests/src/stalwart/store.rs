@@ -37,6 +37,8 @@ pub struct State {
     pending: Vec<(String, u32)>,
     /// Polls (`x:Domain` or `x:DkimSignature` reads) after which a pending task completes.
     pub dkim_after_polls: Option<u32>,
+    /// Users' address books (JMAP for Contacts).
+    pub address_books: super::contacts::AddressBooks,
 }
 
 impl State {
@@ -63,6 +65,7 @@ impl State {
             settings,
             pending: Vec::new(),
             dkim_after_polls,
+            address_books: super::contacts::AddressBooks::default(),
         }
     }
 
@@ -233,6 +236,9 @@ impl State {
         let Some((object, method)) = name.split_once('/') else {
             return error("unknownMethod", "Unknown method");
         };
+        if object == "AddressBook" {
+            return self.address_book_call(name, method, args, using, created);
+        }
         let Some(&(object, _, _)) = OBJECTS.iter().find(|(o, _, _)| *o == object) else {
             return error("unknownMethod", &format!("Unknown method {name}"));
         };
@@ -258,6 +264,60 @@ impl State {
                 "cannotCalculateChanges",
                 "The fake keeps no change log".to_owned(),
             )),
+            _ => Err(("unknownMethod", format!("Unknown method {name}"))),
+        };
+        match result {
+            Ok(value) => (name.to_owned(), value),
+            Err((kind, description)) => error(kind, &description),
+        }
+    }
+
+    /// `AddressBook/get` and `/set` in the user account named by `accountId`.
+    fn address_book_call(
+        &mut self,
+        name: &str,
+        method: &str,
+        args: &Value,
+        using: &[String],
+        created: &mut HashMap<String, String>,
+    ) -> (String, Value) {
+        let error = |kind: &str, description: &str| {
+            (
+                "error".to_owned(),
+                json!({"type": kind, "description": description}),
+            )
+        };
+        if !using
+            .iter()
+            .any(|u| u == super::contacts::CONTACTS_CAPABILITY)
+        {
+            return error(
+                "unknownMethod",
+                "The urn:ietf:params:jmap:contacts capability is not in 'using'",
+            );
+        }
+        let Some(args) = args.as_object() else {
+            return error("invalidArguments", "Arguments must be an object");
+        };
+        let account = args
+            .get("accountId")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let is_user = self
+            .find("x:Account", &account)
+            .is_some_and(|a| a.value.get("@type").and_then(Value::as_str) == Some("User"));
+        if !is_user {
+            return error("accountNotFound", "Account not found");
+        }
+        let result = match method {
+            "get" => self.address_books.get(&account, args),
+            "set" => {
+                let mut books = std::mem::take(&mut self.address_books);
+                let result = books.set(&account, args, created, &mut || self.new_id());
+                self.address_books = books;
+                result
+            }
             _ => Err(("unknownMethod", format!("Unknown method {name}"))),
         };
         match result {
@@ -909,6 +969,9 @@ impl State {
         }
         if let Some(list) = self.objects.get_mut(object) {
             list.retain(|s| s.id != id);
+        }
+        if object == "x:Account" {
+            self.address_books.remove_account(id);
         }
         self.pending.retain(|(domain, _)| domain != id);
         self.state += 1;
