@@ -462,3 +462,38 @@ pub async fn domains_due_for_recheck(
     ));
     rows(fetch_all(db, &sql).await?)
 }
+
+/// The domains due for a recheck, as the recheck schedule
+/// ([`dezky_commands::saga::rechecks`]) asks for them: [`domains_due_for_recheck`] over `db`.
+#[derive(Clone)]
+pub struct RecheckQueue {
+    db: Db,
+}
+
+impl RecheckQueue {
+    /// The queue over `db`.
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+impl dezky_commands::saga::rechecks::DueForRecheck for RecheckQueue {
+    async fn due(
+        &self,
+        verified_before: &str,
+        unverified_before: &str,
+        limit: u32,
+    ) -> Result<Vec<dezky_commands::saga::rechecks::DueDomain>, String> {
+        domains_due_for_recheck(&self.db, verified_before, unverified_before, limit)
+            .await
+            .map(|rows| {
+                rows.into_iter()
+                    .map(|row| dezky_commands::saga::rechecks::DueDomain {
+                        name: row.name,
+                        tenant_id: row.tenant_id,
+                    })
+                    .collect()
+            })
+            .map_err(|e| e.to_string())
+    }
+}

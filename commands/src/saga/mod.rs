@@ -12,6 +12,7 @@
 
 pub mod domain_provisioning;
 pub mod mailboxes;
+pub mod rechecks;
 pub mod request;
 pub mod tenant_provisioning;
 pub mod worker;
