@@ -4,14 +4,8 @@
 use dezky_commands::process::slug_release::SlugRelease;
 use dezky_commands::process::ProcessRunner;
 use dezky_commands::Ledger;
-use dezky_projections::audit::AuditTimeline;
-use dezky_projections::bookings::Bookings;
-use dezky_projections::domains::DomainDirectory;
-use dezky_projections::effects::SagaEffects;
-use dezky_projections::host::{holder_id, ProjectionHost};
-use dezky_projections::mail_addresses::MailAddresses;
-use dezky_projections::settings::TenantSettings;
-use dezky_projections::tenants::TenantDirectory;
+use dezky_projections::host::holder_id;
+use dezky_projections::registry::{self, Hosted};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -47,50 +41,24 @@ pub async fn start(
     shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<Processors> {
     let holder = holder_id();
-    let directory = ProjectionHost::new(
-        ledger.clone(),
-        holder.clone(),
-        TenantDirectory::with_version,
-    );
-    let audit = ProjectionHost::new(ledger.clone(), holder.clone(), AuditTimeline::with_version);
-    let settings =
-        ProjectionHost::new(ledger.clone(), holder.clone(), TenantSettings::with_version);
-    let effects = ProjectionHost::new(ledger.clone(), holder.clone(), SagaEffects::with_version);
-    let domains = ProjectionHost::new(
-        ledger.clone(),
-        holder.clone(),
-        DomainDirectory::with_version,
-    );
-    let mail = ProjectionHost::new(ledger.clone(), holder.clone(), MailAddresses::with_version);
-    let bookings = ProjectionHost::new(ledger.clone(), holder, Bookings::with_version);
-    directory.prepare().await?;
-    audit.prepare().await?;
-    settings.prepare().await?;
-    effects.prepare().await?;
-    domains.prepare().await?;
-    mail.prepare().await?;
-    bookings.prepare().await?;
+    let hosts: Vec<Box<dyn Hosted>> = registry::all()
+        .iter()
+        .map(|projection| projection.host(ledger.clone(), holder.clone()))
+        .collect();
+    for host in &hosts {
+        host.prepare().await?;
+    }
     let slug_release = ProcessRunner::new(ledger.clone(), SlugRelease::new(ledger)).await?;
-    let read_models = vec![
-        (TenantDirectory::NAME, directory.position()),
-        (AuditTimeline::NAME, audit.position()),
-        (TenantSettings::NAME, settings.position()),
-        (SagaEffects::NAME, effects.position()),
-        (DomainDirectory::NAME, domains.position()),
-        (MailAddresses::NAME, mail.position()),
-        (Bookings::NAME, bookings.position()),
-    ];
+    let read_models = hosts
+        .iter()
+        .map(|host| (host.name(), host.position()))
+        .collect();
     let processes = vec![("slug_release", slug_release.position())];
-    let handles = vec![
-        tokio::spawn(directory.run(shutdown.clone())),
-        tokio::spawn(audit.run(shutdown.clone())),
-        tokio::spawn(settings.run(shutdown.clone())),
-        tokio::spawn(effects.run(shutdown.clone())),
-        tokio::spawn(domains.run(shutdown.clone())),
-        tokio::spawn(mail.run(shutdown.clone())),
-        tokio::spawn(bookings.run(shutdown.clone())),
-        tokio::spawn(slug_release.run(shutdown.clone())),
-    ];
+    let mut handles: Vec<JoinHandle<()>> = hosts
+        .into_iter()
+        .map(|host| tokio::spawn(host.run(shutdown.clone())))
+        .collect();
+    handles.push(tokio::spawn(slug_release.run(shutdown.clone())));
     Ok(Processors {
         read_models,
         processes,

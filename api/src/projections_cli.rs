@@ -6,14 +6,9 @@ use std::time::{Duration, Instant};
 
 use clap::Subcommand;
 use dezky_commands::Ledger;
-use dezky_projections::audit::AuditTimeline;
 use dezky_projections::builds::{builds_of, leases, list_builds, request_rebuild, BuildStatus};
-use dezky_projections::domains::DomainDirectory;
-use dezky_projections::effects::SagaEffects;
-use dezky_projections::host::{holder_id, ProjectionHost};
-use dezky_projections::mail_addresses::MailAddresses;
-use dezky_projections::settings::TenantSettings;
-use dezky_projections::tenants::TenantDirectory;
+use dezky_projections::host::holder_id;
+use dezky_projections::registry;
 use tokio::sync::watch;
 
 use crate::progress::{events_bar, thousands, update};
@@ -47,16 +42,13 @@ pub enum ProjectionsCommand {
     },
 }
 
-/// The projections this version knows, with the schema version its code folds.
-pub fn known_projections() -> [(&'static str, u32); 6] {
-    [
-        (TenantDirectory::NAME, TenantDirectory::VERSION),
-        (AuditTimeline::NAME, AuditTimeline::VERSION),
-        (TenantSettings::NAME, TenantSettings::VERSION),
-        (SagaEffects::NAME, SagaEffects::VERSION),
-        (DomainDirectory::NAME, DomainDirectory::VERSION),
-        (MailAddresses::NAME, MailAddresses::VERSION),
-    ]
+/// The projections this version knows, with the schema version its code folds (the
+/// registry's).
+pub fn known_projections() -> Vec<(&'static str, u32)> {
+    registry::all()
+        .iter()
+        .map(|p| (p.name, p.schema_version))
+        .collect()
 }
 
 /// Runs a `projections` subcommand.
@@ -139,31 +131,9 @@ fn spawn_host(
     ledger: &Ledger,
     name: &str,
 ) -> Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)> {
+    let projection = registry::find(name)?;
     let (stop, shutdown) = watch::channel(false);
-    let holder = holder_id();
-    let handle = match name {
-        TenantDirectory::NAME => tokio::spawn(
-            ProjectionHost::new(ledger.clone(), holder, TenantDirectory::with_version)
-                .run(shutdown),
-        ),
-        AuditTimeline::NAME => tokio::spawn(
-            ProjectionHost::new(ledger.clone(), holder, AuditTimeline::with_version).run(shutdown),
-        ),
-        DomainDirectory::NAME => tokio::spawn(
-            ProjectionHost::new(ledger.clone(), holder, DomainDirectory::with_version)
-                .run(shutdown),
-        ),
-        SagaEffects::NAME => tokio::spawn(
-            ProjectionHost::new(ledger.clone(), holder, SagaEffects::with_version).run(shutdown),
-        ),
-        TenantSettings::NAME => tokio::spawn(
-            ProjectionHost::new(ledger.clone(), holder, TenantSettings::with_version).run(shutdown),
-        ),
-        MailAddresses::NAME => tokio::spawn(
-            ProjectionHost::new(ledger.clone(), holder, MailAddresses::with_version).run(shutdown),
-        ),
-        _ => return None,
-    };
+    let handle = tokio::spawn(projection.host(ledger.clone(), holder_id()).run(shutdown));
     Some((stop, handle))
 }
 

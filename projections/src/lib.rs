@@ -9,6 +9,7 @@ pub mod domains;
 pub mod effects;
 pub mod host;
 pub mod mail_addresses;
+pub mod registry;
 pub mod runner;
 pub mod settings;
 pub mod tenants;

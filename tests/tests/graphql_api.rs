@@ -924,6 +924,14 @@ async fn an_operator_sees_projection_builds_and_triggers_a_rebuild(backend: Back
         .post(Some(&operator), rebuild, json!({"n": "nope"}))
         .await;
     assert_eq!(code(&unknown), Some("NOT_FOUND"), "{unknown}");
+    // Every read model the server runs can be rebuilt by name (one registry for both).
+    let bookings = api
+        .post(Some(&operator), rebuild, json!({"n": "bookings"}))
+        .await;
+    assert_eq!(
+        bookings["data"]["rebuildProjection"]["name"], "bookings",
+        "{bookings}"
+    );
     // The serving instance builds it and switches; queries keep answering throughout.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
