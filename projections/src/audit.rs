@@ -43,11 +43,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::runner::Dialect;
-use crate::tenants::{
+use crate::sql::{
     byte_order, decode, decode_cursor, encode_cursor, fetch_all, fetch_all_tx, fetch_by_keys,
-    fetch_count, fold_error, in_list, insert_rows, like_pattern, role_name, tenant_status_name,
-    Arg, Page, PageRequest, QueryError, RowAppender, Sql, IN_LIST_CHUNK,
+    fetch_count, fold_error, in_list, insert_rows, like_pattern, Arg, Page, PageRequest,
+    QueryError, RowAppender, Sql, IN_LIST_CHUNK,
 };
+use crate::tenants::{role_name, tenant_status_name};
 use crate::{Projection, ProjectionError, ReadTx};
 
 /// The CSV crate the export is written with, so readers of an export (the API's download

@@ -23,7 +23,7 @@ use dezky_domain::domains::{
 use serde::Serialize;
 
 use crate::runner::{Dialect, Projection, ProjectionError, ReadTx};
-use crate::tenants::{
+use crate::sql::{
     byte_order, decode, execute, fetch_all, fetch_count, fold_error, Arg, QueryError, Sql,
 };
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::runner::{Dialect, Projection, ProjectionError, ReadTx};
-use crate::tenants::{
+use crate::sql::{
     byte_order, decode, decode_cursor, encode_cursor, execute, fetch_all, fetch_count, Arg, Page,
     PageRequest, QueryError, Sql,
 };

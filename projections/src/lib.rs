@@ -12,6 +12,7 @@ pub mod mail_addresses;
 pub mod registry;
 pub mod runner;
 pub mod settings;
+pub mod sql;
 pub mod tenants;
 
 pub use runner::{Projection, ProjectionError, ProjectionRunner, ReadTx};

@@ -21,7 +21,7 @@ use dezky_domain::tenant::{address_domain, TenantEvent, TENANT_AGGREGATE_TYPE};
 use serde::Serialize;
 
 use crate::runner::{Dialect, Projection, ProjectionError, ReadTx};
-use crate::tenants::{byte_order, decode, execute, fetch_all, fold_error, Arg, QueryError, Sql};
+use crate::sql::{byte_order, decode, execute, fetch_all, fold_error, Arg, QueryError, Sql};
 
 /// The stored event types this projection folds; every other event is skipped undecoded.
 const FOLDED_EVENT_TYPES: [&str; 7] = [

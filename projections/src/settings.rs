@@ -14,7 +14,7 @@ use dezky_domain::tenant::{
 use serde::Serialize;
 
 use crate::runner::{Dialect, Projection, ProjectionError, ReadTx};
-use crate::tenants::{
+use crate::sql::{
     byte_order, decode, execute, fetch_all, fetch_optional_tx, fold_error, Arg, QueryError, Sql,
 };
 
