@@ -61,7 +61,12 @@ pub async fn run(settings: &Settings, command: SagasCommand) -> anyhow::Result<E
 async fn caught_up(ledger: &Ledger) -> anyhow::Result<()> {
     let host = ProjectionHost::new(ledger.clone(), holder_id(), SagaEffects::with_version);
     host.prepare().await?;
-    let build = live_build(ledger.db(), SagaEffects::NAME, SagaEffects::VERSION).await?;
+    let build = live_build(
+        ledger.db(),
+        SagaEffects::NAME,
+        dezky_projections::builds::FIRST_BUILD,
+    )
+    .await?;
     ProjectionRunner::new(ledger.clone(), SagaEffects::with_version(build))
         .await?
         .catch_up()

@@ -201,10 +201,10 @@ impl AuditTimeline {
     /// The schema version of this code's fold and tables.
     pub const VERSION: u32 = 1;
 
-    /// The current version.
+    /// The first build.
     pub fn new() -> Self {
         Self {
-            version: Self::VERSION,
+            version: crate::builds::FIRST_BUILD,
         }
     }
 
@@ -230,7 +230,7 @@ impl Projection for AuditTimeline {
         Self::NAME
     }
 
-    fn version(&self) -> u32 {
+    fn build(&self) -> u32 {
         self.version
     }
 
@@ -1118,7 +1118,7 @@ pub async fn audit_timeline(
     page: &PageRequest,
 ) -> Result<Page<AuditEntry>, QueryError> {
     let tables = Tables::of(
-        crate::builds::live_build(db, AuditTimeline::NAME, AuditTimeline::VERSION).await?,
+        crate::builds::live_build(db, AuditTimeline::NAME, crate::builds::FIRST_BUILD).await?,
     );
     let size = page.checked_size()?;
     let before_position = match &page.after {
@@ -1188,7 +1188,7 @@ pub async fn audit_csv<W: std::io::Write>(
     writer: W,
 ) -> Result<u64, QueryError> {
     let tables = Tables::of(
-        crate::builds::live_build(db, AuditTimeline::NAME, AuditTimeline::VERSION).await?,
+        crate::builds::live_build(db, AuditTimeline::NAME, crate::builds::FIRST_BUILD).await?,
     );
     let mut csv = csv::Writer::from_writer(writer);
     csv.write_record(CSV_HEADER)?;

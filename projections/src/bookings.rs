@@ -26,10 +26,10 @@ impl Bookings {
     /// The schema version of this code's fold and tables.
     pub const VERSION: u32 = 1;
 
-    /// The current version.
+    /// The first build.
     pub fn new() -> Self {
         Self {
-            version: Self::VERSION,
+            version: crate::builds::FIRST_BUILD,
         }
     }
 
@@ -75,7 +75,7 @@ impl Projection for Bookings {
         Self::NAME
     }
 
-    fn version(&self) -> u32 {
+    fn build(&self) -> u32 {
         self.version
     }
 
@@ -371,7 +371,7 @@ pub async fn list_bookings(
     page: &PageRequest,
 ) -> Result<Page<BookingRow>, QueryError> {
     let size = page.checked_size()?;
-    let build = crate::builds::live_build(db, Bookings::NAME, Bookings::VERSION).await?;
+    let build = crate::builds::live_build(db, Bookings::NAME, crate::builds::FIRST_BUILD).await?;
     let table = table_of(build);
     let mut where_sql = Sql::new(String::new());
     let mut clauses = vec![format!(
@@ -428,7 +428,7 @@ pub async fn booking(
     tenant_id: &str,
     booking_id: &str,
 ) -> Result<Option<BookingRow>, QueryError> {
-    let build = crate::builds::live_build(db, Bookings::NAME, Bookings::VERSION).await?;
+    let build = crate::builds::live_build(db, Bookings::NAME, crate::builds::FIRST_BUILD).await?;
     let table = table_of(build);
     let mut sql = Sql::new(format!("SELECT {COLUMNS} FROM {table} WHERE booking_id = "));
     let p = sql.arg(Arg::Text(booking_id.to_owned()));
@@ -451,7 +451,7 @@ pub async fn taken_slots(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<DateTime<Utc>>, QueryError> {
-    let build = crate::builds::live_build(db, Bookings::NAME, Bookings::VERSION).await?;
+    let build = crate::builds::live_build(db, Bookings::NAME, crate::builds::FIRST_BUILD).await?;
     let table = table_of(build);
     let mut sql = Sql::new(format!("SELECT slot_start FROM {table} WHERE host_id = "));
     let h = sql.arg(Arg::Text(host_id.to_owned()));
@@ -482,7 +482,7 @@ pub async fn held_slots(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<Slot>, QueryError> {
-    let build = crate::builds::live_build(db, Bookings::NAME, Bookings::VERSION).await?;
+    let build = crate::builds::live_build(db, Bookings::NAME, crate::builds::FIRST_BUILD).await?;
     let table = table_of(build);
     let mut sql = Sql::new(format!(
         "SELECT slot_start, slot_end FROM {table} WHERE host_id = "

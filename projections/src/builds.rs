@@ -43,6 +43,11 @@ pub const DROP_RETIRED_AFTER_SECS: u64 = 30;
 pub const LIVE_BUILD_CACHE_MS: u64 = 500;
 pub use dezky_commands::lease::{LEASE_RENEW_MS, LEASE_TTL_MS};
 
+/// The build a fresh database starts each projection with. Build numbers count a projection's
+/// builds; they are not schema versions (a database may be rebuilt several times at one
+/// version, and a new version starts a new build).
+pub const FIRST_BUILD: u32 = 1;
+
 /// Where a build is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -39,10 +39,10 @@ impl DomainDirectory {
     /// The schema version of this code's fold and tables.
     pub const VERSION: u32 = 1;
 
-    /// The current version.
+    /// The first build.
     pub fn new() -> Self {
         Self {
-            version: Self::VERSION,
+            version: crate::builds::FIRST_BUILD,
         }
     }
 
@@ -230,7 +230,7 @@ impl Projection for DomainDirectory {
         Self::NAME
     }
 
-    fn version(&self) -> u32 {
+    fn build(&self) -> u32 {
         self.version
     }
 
@@ -377,7 +377,7 @@ async fn build_or_live(db: &Db, build: Option<u32>) -> Result<u32, QueryError> {
     Ok(match build {
         Some(build) => build,
         None => {
-            crate::builds::live_build(db, DomainDirectory::NAME, DomainDirectory::VERSION).await?
+            crate::builds::live_build(db, DomainDirectory::NAME, crate::builds::FIRST_BUILD).await?
         }
     })
 }

@@ -27,10 +27,10 @@ impl SagaEffects {
     /// effects on one external object run one after another).
     pub const VERSION: u32 = 2;
 
-    /// The current version.
+    /// The first build.
     pub fn new() -> Self {
         Self {
-            version: Self::VERSION,
+            version: crate::builds::FIRST_BUILD,
         }
     }
 
@@ -103,7 +103,7 @@ impl Projection for SagaEffects {
         Self::NAME
     }
 
-    fn version(&self) -> u32 {
+    fn build(&self) -> u32 {
         self.version
     }
 
@@ -377,7 +377,8 @@ pub async fn list_effects(
     page: &PageRequest,
 ) -> Result<Page<EffectRow>, QueryError> {
     let size = page.checked_size()?;
-    let build = crate::builds::live_build(db, SagaEffects::NAME, SagaEffects::VERSION).await?;
+    let build =
+        crate::builds::live_build(db, SagaEffects::NAME, crate::builds::FIRST_BUILD).await?;
     let table = table_of(build);
     let mut where_sql = Sql::new(String::new());
     let mut clauses = Vec::new();
@@ -441,7 +442,8 @@ pub async fn list_effects(
 /// intended state, goes ahead, and the old one runs only if an operator asks. Oldest trigger first, so a backlog drains in the
 /// order it was caused.
 pub async fn due_effects(db: &Db, now: &str, limit: usize) -> Result<Vec<String>, QueryError> {
-    let build = crate::builds::live_build(db, SagaEffects::NAME, SagaEffects::VERSION).await?;
+    let build =
+        crate::builds::live_build(db, SagaEffects::NAME, crate::builds::FIRST_BUILD).await?;
     let table = table_of(build);
     let mut sql = Sql::new(format!(
         "SELECT e.effect_key FROM {table} e WHERE (e.status IN ('pending', 'unknown', \
@@ -504,7 +506,8 @@ impl dezky_commands::saga::worker::EffectQueue for EffectsQueue {
 
 /// One effect by its key.
 pub async fn effect(db: &Db, key: &str) -> Result<Option<EffectRow>, QueryError> {
-    let build = crate::builds::live_build(db, SagaEffects::NAME, SagaEffects::VERSION).await?;
+    let build =
+        crate::builds::live_build(db, SagaEffects::NAME, crate::builds::FIRST_BUILD).await?;
     let table = table_of(build);
     let mut sql = Sql::new(format!("SELECT {COLUMNS} FROM {table} WHERE effect_key = "));
     let p = sql.arg(Arg::Text(key.to_owned()));

@@ -46,10 +46,10 @@ impl MailAddresses {
     /// The schema version of this code's fold and tables.
     pub const VERSION: u32 = 1;
 
-    /// The current version.
+    /// The first build.
     pub fn new() -> Self {
         Self {
-            version: Self::VERSION,
+            version: crate::builds::FIRST_BUILD,
         }
     }
 
@@ -202,7 +202,7 @@ impl Projection for MailAddresses {
         Self::NAME
     }
 
-    fn version(&self) -> u32 {
+    fn build(&self) -> u32 {
         self.version
     }
 
@@ -356,7 +356,9 @@ impl Projection for MailAddresses {
 async fn build_or_live(db: &Db, build: Option<u32>) -> Result<u32, QueryError> {
     Ok(match build {
         Some(build) => build,
-        None => crate::builds::live_build(db, MailAddresses::NAME, MailAddresses::VERSION).await?,
+        None => {
+            crate::builds::live_build(db, MailAddresses::NAME, crate::builds::FIRST_BUILD).await?
+        }
     })
 }
 

@@ -88,7 +88,7 @@ pub trait Projection: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// The build this instance folds into: its tables are `rm_{name}_v{build}` (see
     /// [`crate::builds`]).
-    fn version(&self) -> u32;
+    fn build(&self) -> u32;
     /// The version of the fold and the tables' shape, declared in code. A process whose code
     /// declares another schema version than the live build's rebuilds beside it and switches.
     fn schema_version(&self) -> u32;
@@ -160,7 +160,7 @@ impl<P: Projection> ProjectionRunner<P> {
         let build = crate::builds::ensure_build(
             ledger.db(),
             projection.name(),
-            projection.version(),
+            projection.build(),
             projection.schema_version(),
         )
         .await?;
@@ -222,7 +222,7 @@ impl<P: Projection> ProjectionRunner<P> {
     /// Applies one batch; returns how many events it folded (0 when caught up).
     pub async fn step(&self) -> Result<usize, ProjectionError> {
         let name = self.projection.name();
-        let version = i64::from(self.projection.version());
+        let version = i64::from(self.projection.build());
         let select = "SELECT position FROM projection_state WHERE name = $1 AND version = $2";
         let update = "UPDATE projection_state SET position = $1, updated_at = $2 \
                       WHERE name = $3 AND version = $4";

@@ -30,10 +30,10 @@ impl TenantSettings {
     /// The schema version of this code's fold and tables.
     pub const VERSION: u32 = 1;
 
-    /// The current version.
+    /// The first build.
     pub fn new() -> Self {
         Self {
-            version: Self::VERSION,
+            version: crate::builds::FIRST_BUILD,
         }
     }
 
@@ -107,7 +107,7 @@ impl Projection for TenantSettings {
         Self::NAME
     }
 
-    fn version(&self) -> u32 {
+    fn build(&self) -> u32 {
         self.version
     }
 
@@ -246,7 +246,7 @@ async fn store(
 /// A tenant's settings, if the tenant exists and is not purged. Callers authorize first.
 pub async fn tenant_settings(db: &Db, tenant_id: &str) -> Result<Option<SettingsRow>, QueryError> {
     let build =
-        crate::builds::live_build(db, TenantSettings::NAME, TenantSettings::VERSION).await?;
+        crate::builds::live_build(db, TenantSettings::NAME, crate::builds::FIRST_BUILD).await?;
     read_settings(db, build, tenant_id).await
 }
 

@@ -162,9 +162,8 @@ impl TenantDirectory {
     /// The schema version of this code's fold and tables.
     pub const VERSION: u32 = 2;
 
-    /// The build a fresh database starts with. Build numbers count builds; they are not
-    /// schema versions (a database may have been rebuilt several times at one version).
-    pub const FIRST_BUILD: u32 = 1;
+    /// The build a fresh database starts with ([`crate::builds::FIRST_BUILD`]).
+    pub const FIRST_BUILD: u32 = crate::builds::FIRST_BUILD;
 
     /// The first build.
     pub fn new() -> Self {
@@ -205,7 +204,7 @@ impl Projection for TenantDirectory {
         Self::NAME
     }
 
-    fn version(&self) -> u32 {
+    fn build(&self) -> u32 {
         self.version
     }
 

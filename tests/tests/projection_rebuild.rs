@@ -456,8 +456,8 @@ impl dezky_projections::Projection for NextVersion {
     fn name(&self) -> &'static str {
         self.0.name()
     }
-    fn version(&self) -> u32 {
-        self.0.version()
+    fn build(&self) -> u32 {
+        self.0.build()
     }
     fn schema_version(&self) -> u32 {
         TenantDirectory::VERSION + 1

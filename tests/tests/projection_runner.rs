@@ -27,7 +27,7 @@ impl Projection for Tally {
         "tally"
     }
 
-    fn version(&self) -> u32 {
+    fn build(&self) -> u32 {
         self.version
     }
 

@@ -56,7 +56,7 @@ impl Projection for Applied {
         Self::NAME
     }
 
-    fn version(&self) -> u32 {
+    fn build(&self) -> u32 {
         self.version
     }
 

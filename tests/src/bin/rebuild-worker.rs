@@ -30,8 +30,8 @@ impl Projection for Pausing {
     fn name(&self) -> &'static str {
         self.inner.name()
     }
-    fn version(&self) -> u32 {
-        self.inner.version()
+    fn build(&self) -> u32 {
+        self.inner.build()
     }
     fn schema_version(&self) -> u32 {
         self.inner.schema_version()
