@@ -14,7 +14,8 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use super::availability::Slot;
-use crate::text::{first_disallowed_char, is_bidi_control, TextShape};
+
+mod decide;
 
 /// Aggregate type name as stored in the ledger. Never change it.
 pub const BOOKING_AGGREGATE_TYPE: &str = "booking";
@@ -459,9 +460,9 @@ impl Booking {
         }
     }
 
-    /// Decides a command. Pure.
+    /// Decides a command. Pure: one function per command (`decide.rs`), laid out like the
+    /// Tenant aggregate's.
     pub fn decide(&self, command: BookingCommand) -> Result<Vec<BookingEvent>, BookingError> {
-        use BookingStatus as S;
         match command {
             BookingCommand::Request {
                 tenant_id,
@@ -471,218 +472,33 @@ impl Booking {
                 lock_key,
                 attendee,
                 at,
-            } => {
-                if self.status.is_some() {
-                    return Err(BookingError::AlreadyRequested);
-                }
-                if tenant_id.trim().is_empty() {
-                    return Err(BookingError::Invalid("tenant id"));
-                }
-                if host_id.trim().is_empty() || lock_key.trim().is_empty() {
-                    return Err(BookingError::Invalid("host"));
-                }
-                if slot.end <= slot.start {
-                    return Err(BookingError::Invalid("slot"));
-                }
-                let name = attendee.name.trim();
-                if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-                    return Err(BookingError::Invalid("attendee name"));
-                }
-                if let Some(c) = first_disallowed_char(name, TextShape::SingleLine) {
-                    return Err(BookingError::DisallowedCharacter {
-                        field: "attendee name",
-                        code_point: u32::from(c),
-                    });
-                }
-                let email = attendee.email.trim();
-                let plausible = email.len() <= MAX_EMAIL_CHARS
-                    && email
-                        .split_once('@')
-                        .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
-                    && !email
-                        .chars()
-                        .any(|c| c.is_whitespace() || c.is_control() || is_bidi_control(c));
-                if !plausible {
-                    return Err(BookingError::Invalid("attendee e-mail"));
-                }
-                Ok(vec![BookingEvent::BookingRequested {
-                    tenant_id,
-                    host_id,
-                    calendar,
-                    slot,
-                    lock_key,
-                    attendee: Attendee {
-                        name: name.to_owned(),
-                        email: email.to_owned(),
-                    },
-                    at,
-                }])
-            }
-            BookingCommand::HoldSlot { lock_key, at } => {
-                if self.status.is_none() {
-                    return Err(BookingError::NotFound);
-                }
-                // A booking's own lock is recorded whatever its status: the claim has
-                // happened, and a booking cancelled meanwhile must know the lock to give it
-                // back ([`Booking::locks_to_free`]). Another slot of the same host may be held only by a live booking, on its way
-                // to a reschedule (recorded before the claim, so a crash in between leaves a
-                // lock the booking knows to give back).
-                let own_host = lock_key
-                    .strip_prefix(self.host_id.as_str())
-                    .is_some_and(|rest| rest.starts_with('/'));
-                let moving = own_host && matches!(self.status, Some(S::Pending | S::Confirmed));
-                if lock_key != self.lock_key && !moving {
-                    return Err(BookingError::ForeignLock(lock_key));
-                }
-                if self.held_locks.contains(&lock_key) {
-                    return Ok(Vec::new());
-                }
-                Ok(vec![BookingEvent::SlotHeld { lock_key, at }])
-            }
-            BookingCommand::Refuse { held_by, at } => {
-                if self.status != Some(S::Pending) {
-                    return Err(self.wrong("refused"));
-                }
-                if self.holds_slot() {
-                    return Err(BookingError::WrongStatus {
-                        status: "slot-holding",
-                        action: "refused",
-                    });
-                }
-                Ok(vec![BookingEvent::BookingRefused { held_by, at }])
-            }
-            BookingCommand::Confirm { at } => match self.status {
-                Some(S::Confirmed) => Ok(Vec::new()),
-                Some(S::Pending) if self.holds_slot() => Ok(vec![BookingEvent::BookingConfirmed {
-                    attempt: self.attempts + 1,
-                    at,
-                }]),
-                Some(S::Pending) => Err(BookingError::SlotNotHeld),
-                _ => Err(self.wrong("confirmed")),
-            },
+            } => self.request(tenant_id, host_id, calendar, slot, lock_key, attendee, at),
+            BookingCommand::HoldSlot { lock_key, at } => self.hold_slot(lock_key, at),
+            BookingCommand::Refuse { held_by, at } => self.refuse(held_by, at),
+            BookingCommand::Confirm { at } => self.confirm(at),
             BookingCommand::RecordWriteFailure {
                 error,
                 max_attempts,
                 at,
-            } => {
-                if self.status != Some(S::Pending) {
-                    return Err(self.wrong("given a failed write"));
-                }
-                let attempt = self.attempts + 1;
-                let mut events = vec![BookingEvent::CalendarWriteFailed {
-                    attempt,
-                    error: truncate(&error),
-                    at,
-                }];
-                if attempt >= max_attempts.max(1) {
-                    events.push(BookingEvent::CalendarWriteAbandoned {
-                        attempts: attempt,
-                        at,
-                    });
-                }
-                Ok(events)
-            }
-            BookingCommand::FreeSlot { lock_key, at } => {
-                if self.status.is_none() {
-                    return Err(BookingError::NotFound);
-                }
-                if !self.held_locks.contains(&lock_key) {
-                    return Ok(Vec::new());
-                }
-                if !self.locks_to_free().contains(&lock_key) {
-                    return Err(BookingError::WrongStatus {
-                        status: self.status_name(),
-                        action: "freed of its own slot",
-                    });
-                }
-                Ok(vec![BookingEvent::SlotFreed { lock_key, at }])
-            }
-            BookingCommand::Retry { by, at } => {
-                if self.status != Some(S::CalendarFailed) {
-                    return Err(self.wrong("retried"));
-                }
-                if !self.holds_slot() {
-                    return Err(BookingError::SlotNotHeld);
-                }
-                Ok(vec![BookingEvent::BookingRetried { by, at }])
-            }
-            BookingCommand::Cancel { by, at } => match self.status {
-                Some(S::Pending | S::Confirmed) => {
-                    Ok(vec![BookingEvent::BookingCancelled { by, at }])
-                }
-                Some(S::Cancelled) => Ok(Vec::new()),
-                _ => Err(self.wrong("cancelled")),
-            },
+            } => self.record_write_failure(&error, max_attempts, at),
+            BookingCommand::FreeSlot { lock_key, at } => self.free_slot(lock_key, at),
+            BookingCommand::Retry { by, at } => self.retry(by, at),
+            BookingCommand::Cancel { by, at } => self.cancel(by, at),
             BookingCommand::Reschedule {
                 slot,
                 lock_key,
                 by,
                 at,
-            } => {
-                if !matches!(self.status, Some(S::Pending | S::Confirmed)) {
-                    return Err(self.wrong("rescheduled"));
-                }
-                let Some(previous_slot) = self.slot else {
-                    return Err(BookingError::NotFound);
-                };
-                if previous_slot == slot || lock_key == self.lock_key {
-                    return Err(BookingError::SameSlot);
-                }
-                if !self.held_locks.contains(&lock_key) {
-                    return Err(BookingError::SlotNotHeld);
-                }
-                if slot.end <= slot.start {
-                    return Err(BookingError::Invalid("slot"));
-                }
-                Ok(vec![BookingEvent::BookingRescheduled {
-                    slot,
-                    lock_key,
-                    previous_slot,
-                    previous_lock_key: self.lock_key.clone(),
-                    by,
-                    at,
-                }])
-            }
-            BookingCommand::RecordCalendarSynced { at } => {
-                if !self.calendar_out_of_sync {
-                    return Ok(Vec::new());
-                }
-                Ok(vec![BookingEvent::CalendarSynced { at }])
-            }
-            BookingCommand::RecordConfirmationSent { at } => {
-                if self.status != Some(S::Confirmed) && self.status != Some(S::Cancelled) {
-                    return Err(self.wrong("marked as e-mailed"));
-                }
-                if self.confirmation_sent {
-                    return Ok(Vec::new());
-                }
-                Ok(vec![BookingEvent::ConfirmationEmailSent { at }])
-            }
+            } => self.reschedule(slot, lock_key, by, at),
+            BookingCommand::RecordCalendarSynced { at } => self.record_calendar_synced(at),
+            BookingCommand::RecordConfirmationSent { at } => self.record_confirmation_sent(at),
             BookingCommand::RecordConfirmationFailure {
                 error,
                 retryable,
                 at,
-            } => {
-                if self.status != Some(S::Confirmed) && self.status != Some(S::Cancelled) {
-                    return Err(self.wrong("given a failed e-mail"));
-                }
-                if self.confirmation_sent {
-                    return Ok(Vec::new());
-                }
-                Ok(vec![BookingEvent::ConfirmationEmailFailed {
-                    error: truncate(&error),
-                    retryable,
-                    at,
-                }])
-            }
+            } => self.record_confirmation_failure(&error, retryable, at),
             BookingCommand::RecordCalendarSyncFailure { error, at } => {
-                if !self.calendar_out_of_sync {
-                    return Err(self.wrong("given a failed calendar sync"));
-                }
-                Ok(vec![BookingEvent::CalendarSyncFailed {
-                    error: truncate(&error),
-                    at,
-                }])
+                self.record_calendar_sync_failure(&error, at)
             }
         }
     }
