@@ -40,7 +40,7 @@ use dezky_projections::bookings::{booking, held_slots, list_bookings, BookingFil
 
 use super::authz;
 use super::error::{ApiError, Code};
-use super::schema::{api, auth, find_tenant, page, read_your_writes_timeout};
+use super::schema::{api, managed_tenant, page, read_your_writes_timeout};
 use crate::client::{ClientAddress, RequestOrigin};
 
 type Result<T> = std::result::Result<T, async_graphql::Error>;
@@ -489,9 +489,7 @@ impl BookingQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<BookingPageGql> {
-        let viewer = auth(ctx).viewer()?;
-        let tenant = find_tenant(ctx, Some(&tenant_id), None).await?;
-        authz::may_read_settings(authz::standing(api(ctx).ledger.db(), viewer, &tenant).await?)?;
+        let (_, tenant) = managed_tenant(ctx, &tenant_id).await?;
         let page = list_bookings(
             api(ctx).ledger.db(),
             &BookingFilter {
@@ -526,9 +524,7 @@ async fn admin_booking(
     tenant_id: &str,
     booking_id: &str,
 ) -> std::result::Result<(authz::Viewer, BookingRow), ApiError> {
-    let viewer = auth(ctx).viewer()?;
-    let tenant = find_tenant(ctx, Some(tenant_id), None).await?;
-    authz::may_read_settings(authz::standing(api(ctx).ledger.db(), viewer, &tenant).await?)?;
+    let (viewer, tenant) = managed_tenant(ctx, tenant_id).await?;
     let row = booking(api(ctx).ledger.db(), &tenant.id, booking_id)
         .await?
         .ok_or_else(|| ApiError::new(Code::NotFound, "no such booking"))?;
@@ -664,9 +660,7 @@ impl BookingMutation {
         host_id: ID,
         availability: AvailabilityInput,
     ) -> Result<bool> {
-        let viewer = auth(ctx).viewer()?;
-        let tenant = find_tenant(ctx, Some(&tenant_id), None).await?;
-        authz::may_read_settings(authz::standing(api(ctx).ledger.db(), viewer, &tenant).await?)?;
+        let (viewer, tenant) = managed_tenant(ctx, &tenant_id).await?;
         let availability = Availability {
             time_zone: availability.time_zone,
             working_hours: availability

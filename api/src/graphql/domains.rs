@@ -38,7 +38,7 @@ use dezky_projections::tenants::TenantRow;
 
 use super::authz::{self, Viewer};
 use super::error::{ApiError, Code};
-use super::schema::{api, auth, find_tenant, read_your_writes_timeout, Tenant};
+use super::schema::{api, auth, find_tenant, managed_tenant, read_your_writes_timeout, Tenant};
 use dezky_commands::app::retry::execute_with_retry;
 
 type Result<T> = std::result::Result<T, async_graphql::Error>;
@@ -291,18 +291,6 @@ impl DomainsQuery {
 // ---------------------------------------------------------------------------------------------
 // Mutations.
 // ---------------------------------------------------------------------------------------------
-
-/// The workspace a domain mutation acts on, once the caller may manage its domains.
-async fn managed_tenant<'a>(
-    ctx: &Context<'a>,
-    tenant_id: &str,
-) -> std::result::Result<(&'a Viewer, TenantRow), ApiError> {
-    let viewer = auth(ctx).viewer()?;
-    let row = find_tenant(ctx, Some(tenant_id), None).await?;
-    let standing = authz::standing(api(ctx).ledger.db(), viewer, &row).await?;
-    authz::may_read_settings(standing)?;
-    Ok((viewer, row))
-}
 
 /// The canonical form of a name a person typed: the aggregate id.
 fn canonical(name: &str) -> Result<String> {

@@ -36,7 +36,9 @@ use dezky_projections::tenants::TenantRow;
 
 use super::authz::{self, Viewer};
 use super::error::{from_aggregate, mail_refusal, ApiError, Code};
-use super::schema::{api, auth, command_context, find_tenant, read_your_writes_timeout, Tenant};
+use super::schema::{
+    api, auth, command_context, find_tenant, managed_tenant, read_your_writes_timeout, Tenant,
+};
 use dezky_commands::app::retry::{execute_with_retry, RetryError};
 
 type Result<T> = std::result::Result<T, async_graphql::Error>;
@@ -134,18 +136,6 @@ impl Tenant {
 // ---------------------------------------------------------------------------------------------
 // Mutations.
 // ---------------------------------------------------------------------------------------------
-
-/// The workspace a mail mutation acts on, once the caller may manage its addresses.
-async fn managed_tenant<'a>(
-    ctx: &Context<'a>,
-    tenant_id: &str,
-) -> std::result::Result<(&'a Viewer, TenantRow), ApiError> {
-    let viewer = auth(ctx).viewer()?;
-    let row = find_tenant(ctx, Some(tenant_id), None).await?;
-    let standing = authz::standing(api(ctx).ledger.db(), viewer, &row).await?;
-    authz::may_read_settings(standing)?;
-    Ok((viewer, row))
-}
 
 /// Refuses an address (alias or list) whose domain is not the workspace's: its service domain
 /// or one of its domains, as the Domain aggregates on the ledger have it (a domain added a

@@ -427,6 +427,19 @@ impl TenantQuery {
     }
 }
 
+/// The workspace a mutation on its mail domains, addresses or bookings acts on, once the caller
+/// may manage it (operators, the owning partner, its admins: [`authz::may_read_settings`]).
+pub(super) async fn managed_tenant<'a>(
+    ctx: &Context<'a>,
+    tenant_id: &str,
+) -> std::result::Result<(&'a authz::Viewer, TenantRow), ApiError> {
+    let viewer = auth(ctx).viewer()?;
+    let row = find_tenant(ctx, Some(tenant_id), None).await?;
+    let standing = authz::standing(api(ctx).ledger.db(), viewer, &row).await?;
+    authz::may_read_settings(standing)?;
+    Ok((viewer, row))
+}
+
 /// Looks a tenant up; a caller without standing gets `FORBIDDEN` whether it exists or not.
 pub(super) async fn find_tenant(
     ctx: &Context<'_>,
