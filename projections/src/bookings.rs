@@ -14,35 +14,9 @@ use crate::sql::{
     PageRequest, QueryError, Sql,
 };
 
-/// The bookings projection.
-#[derive(Debug, Clone)]
-pub struct Bookings {
-    version: u32,
-}
-
-impl Bookings {
-    /// The projection's name.
-    pub const NAME: &'static str = "bookings";
-    /// The schema version of this code's fold and tables.
-    pub const VERSION: u32 = 1;
-
-    /// The first build.
-    pub fn new() -> Self {
-        Self {
-            version: crate::builds::FIRST_BUILD,
-        }
-    }
-
-    /// A build of the same fold in its own table.
-    pub fn with_version(version: u32) -> Self {
-        Self { version }
-    }
-}
-
-impl Default for Bookings {
-    fn default() -> Self {
-        Self::new()
-    }
+read_model! {
+    /// The bookings projection.
+    Bookings, name = "bookings", schema_version = 1
 }
 
 fn table_of(build: u32) -> String {
@@ -71,17 +45,7 @@ fn parse_status(value: &str) -> Result<BookingStatus, QueryError> {
 }
 
 impl Projection for Bookings {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn build(&self) -> u32 {
-        self.version
-    }
-
-    fn schema_version(&self) -> u32 {
-        Self::VERSION
-    }
+    read_model_identity!();
 
     fn indexes(&self, _dialect: Dialect) -> Vec<String> {
         // A small model: its indexes are made with its tables (`schema`), also for a rebuild.

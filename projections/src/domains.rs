@@ -27,39 +27,15 @@ use crate::sql::{
     byte_order, decode, execute, fetch_all, fetch_count, fold_error, Arg, QueryError, Sql,
 };
 
-/// The domain directory projection (name `domains`).
-#[derive(Debug, Clone)]
-pub struct DomainDirectory {
-    version: u32,
+read_model! {
+    /// The domain directory projection (name `domains`).
+    DomainDirectory, name = "domains", schema_version = 1
 }
 
 impl DomainDirectory {
-    /// The projection's name.
-    pub const NAME: &'static str = "domains";
-    /// The schema version of this code's fold and tables.
-    pub const VERSION: u32 = 1;
-
-    /// The first build.
-    pub fn new() -> Self {
-        Self {
-            version: crate::builds::FIRST_BUILD,
-        }
-    }
-
-    /// Another build of the same fold, in its own table (rebuilds, projection == replay).
-    pub fn with_version(version: u32) -> Self {
-        Self { version }
-    }
-
     /// The table of this build.
     pub fn table(&self) -> String {
         table_of(self.version)
-    }
-}
-
-impl Default for DomainDirectory {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -226,17 +202,7 @@ fn status_arg(status: DomainStatus) -> Arg {
 }
 
 impl Projection for DomainDirectory {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn build(&self) -> u32 {
-        self.version
-    }
-
-    fn schema_version(&self) -> u32 {
-        Self::VERSION
-    }
+    read_model_identity!();
 
     fn tables(&self) -> Vec<String> {
         vec![self.table()]

@@ -14,39 +14,15 @@ use crate::sql::{
     PageRequest, QueryError, Sql,
 };
 
-/// The effects projection.
-#[derive(Debug, Clone)]
-pub struct SagaEffects {
-    version: u32,
+read_model! {
+    /// The effects projection.
+    SagaEffects, name = "saga_effects", schema_version = 2,
+    /// 2: each effect's subject, so the effects on one external object run one after another.
 }
 
 impl SagaEffects {
-    /// The projection's name.
-    pub const NAME: &'static str = "saga_effects";
-    /// The schema version of this code's fold and tables (2: each effect's subject, so the
-    /// effects on one external object run one after another).
-    pub const VERSION: u32 = 2;
-
-    /// The first build.
-    pub fn new() -> Self {
-        Self {
-            version: crate::builds::FIRST_BUILD,
-        }
-    }
-
-    /// A build of the same fold in its own table.
-    pub fn with_version(version: u32) -> Self {
-        Self { version }
-    }
-
     fn table(&self) -> String {
         table_of(self.version)
-    }
-}
-
-impl Default for SagaEffects {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -99,17 +75,7 @@ fn parse_status(value: &str) -> Result<EffectStatus, QueryError> {
 }
 
 impl Projection for SagaEffects {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn build(&self) -> u32 {
-        self.version
-    }
-
-    fn schema_version(&self) -> u32 {
-        Self::VERSION
-    }
+    read_model_identity!();
 
     fn indexes(&self, _dialect: Dialect) -> Vec<String> {
         // A small model: its indexes are made with its tables (`schema`), also for a rebuild.

@@ -34,39 +34,15 @@ const FOLDED_EVENT_TYPES: [&str; 7] = [
     "TenantPurged",
 ];
 
-/// The mail address projection (name `mail_addresses`).
-#[derive(Debug, Clone)]
-pub struct MailAddresses {
-    version: u32,
+read_model! {
+    /// The mail address projection (name `mail_addresses`).
+    MailAddresses, name = "mail_addresses", schema_version = 1
 }
 
 impl MailAddresses {
-    /// The projection's name.
-    pub const NAME: &'static str = "mail_addresses";
-    /// The schema version of this code's fold and tables.
-    pub const VERSION: u32 = 1;
-
-    /// The first build.
-    pub fn new() -> Self {
-        Self {
-            version: crate::builds::FIRST_BUILD,
-        }
-    }
-
-    /// Another build of the same fold, in its own table (rebuilds, projection == replay).
-    pub fn with_version(version: u32) -> Self {
-        Self { version }
-    }
-
     /// The table of this build.
     pub fn table(&self) -> String {
         table_of(self.version)
-    }
-}
-
-impl Default for MailAddresses {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -198,17 +174,7 @@ fn recipients_arg(event: &EventRecord, recipients: &[String]) -> Result<Arg, Pro
 }
 
 impl Projection for MailAddresses {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn build(&self) -> u32 {
-        self.version
-    }
-
-    fn schema_version(&self) -> u32 {
-        Self::VERSION
-    }
+    read_model_identity!();
 
     fn tables(&self) -> Vec<String> {
         vec![self.table()]

@@ -18,39 +18,15 @@ use crate::sql::{
     byte_order, decode, execute, fetch_all, fetch_optional_tx, fold_error, Arg, QueryError, Sql,
 };
 
-/// The settings projection.
-#[derive(Debug, Clone)]
-pub struct TenantSettings {
-    version: u32,
+read_model! {
+    /// The settings projection.
+    TenantSettings, name = "tenant_settings", schema_version = 1
 }
 
 impl TenantSettings {
-    /// The projection's name.
-    pub const NAME: &'static str = "tenant_settings";
-    /// The schema version of this code's fold and tables.
-    pub const VERSION: u32 = 1;
-
-    /// The first build.
-    pub fn new() -> Self {
-        Self {
-            version: crate::builds::FIRST_BUILD,
-        }
-    }
-
-    /// Another version of the same fold, in its own table.
-    pub fn with_version(version: u32) -> Self {
-        Self { version }
-    }
-
     /// The table of this version.
     pub fn table(&self) -> String {
         table_of(self.version)
-    }
-}
-
-impl Default for TenantSettings {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -103,17 +79,7 @@ fn json<T: Serialize>(event: &EventRecord, value: &T) -> Result<Arg, ProjectionE
 }
 
 impl Projection for TenantSettings {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn build(&self) -> u32 {
-        self.version
-    }
-
-    fn schema_version(&self) -> u32 {
-        Self::VERSION
-    }
+    read_model_identity!();
 
     fn tables(&self) -> Vec<String> {
         vec![self.table()]

@@ -200,17 +200,7 @@ impl Default for TenantDirectory {
 }
 
 impl Projection for TenantDirectory {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn build(&self) -> u32 {
-        self.version
-    }
-
-    fn schema_version(&self) -> u32 {
-        Self::VERSION
-    }
+    read_model_identity!();
 
     fn tables(&self) -> Vec<String> {
         let Tables {
