@@ -1507,6 +1507,88 @@ pub async fn member_role(
         .map(|member| member.role))
 }
 
+/// Most workspaces one person's `me.workspaces` lists (a bound on the look-up; a person in
+/// more workspaces than this is not a small company's member).
+pub const MAX_WORKSPACES_PER_PERSON: usize = 100;
+
+/// The workspaces `principal` is an active member of, with their membership, by the same rule
+/// as [`member_role`] (linked identity, or a verified address before linking); deleted
+/// workspaces are left out. At most [`MAX_WORKSPACES_PER_PERSON`], by tenant id.
+pub async fn workspaces_of(
+    db: &Db,
+    principal: &Principal,
+) -> Result<Vec<(TenantRow, MemberRow)>, QueryError> {
+    let tables = live_tables(db).await?;
+    let mut sql = Sql::new(format!(
+        "SELECT tenant_id, {} FROM {}",
+        tables.member_columns, tables.members
+    ));
+    let s = sql.arg(Arg::Text(principal.subject.clone()));
+    let mut condition = format!("subject = {s}");
+    let mut keys: Vec<String> = principal
+        .email
+        .as_deref()
+        .map(claimed_email_spellings)
+        .unwrap_or_default()
+        .iter()
+        .map(|spelling| email_key(spelling))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    if !keys.is_empty() {
+        let list: Vec<String> = keys
+            .into_iter()
+            .map(|key| sql.arg(Arg::Text(key)))
+            .collect();
+        condition = format!(
+            "{condition} OR (subject IS NULL AND email_key IN ({}))",
+            list.join(", ")
+        );
+    }
+    // Twice the bound: a person may match an unlinked row and a linked one in one workspace.
+    sql.push(&format!(
+        " WHERE {condition} ORDER BY tenant_id, member_id LIMIT {}",
+        MAX_WORKSPACES_PER_PERSON * 2
+    ));
+    #[derive(sqlx::FromRow)]
+    struct Owned {
+        tenant_id: String,
+        #[sqlx(flatten)]
+        member: MemberRecord,
+    }
+    let rows: Vec<Owned> = fetch_all(db, &sql).await?;
+    let mut found: BTreeMap<String, MemberRow> = BTreeMap::new();
+    for row in rows {
+        let member = row.member.into_row()?;
+        if member.status != MemberStatus::Active
+            || !recognises(
+                member.subject.as_deref(),
+                member.subject_issuer.as_deref(),
+                &member.email,
+                principal,
+            )
+        {
+            continue;
+        }
+        // A linked membership wins over an address match in the same workspace.
+        match found.get(&row.tenant_id) {
+            Some(existing) if existing.subject.is_some() => {}
+            _ => {
+                found.insert(row.tenant_id, member);
+            }
+        }
+    }
+    let mut workspaces = Vec::new();
+    for (tenant_id, member) in found.into_iter().take(MAX_WORKSPACES_PER_PERSON) {
+        if let Some(tenant) = tenant_where(&tables, db, "tenant_id", &tenant_id).await? {
+            if !tenant.status.is_deleted() {
+                workspaces.push((tenant, member));
+            }
+        }
+    }
+    Ok(workspaces)
+}
+
 /// Every tenant and member row of one version of the directory, in id order: what an
 /// operator compares before switching to a rebuilt version, and what the
 /// projection-equals-replay check compares. Not a portal query (it is not scoped).

@@ -217,3 +217,67 @@ mod on_postgres {
         .await;
     }
 }
+
+async fn a_person_lists_their_own_workspaces_with_their_role_in_each(backend: Backend) {
+    let api = Api::start(backend).await;
+    let beta = beta(&api).await;
+    let create = |slug: &'static str, admin: &'static str| {
+        let api = &api;
+        async move {
+            let response = api
+                .post_as(
+                    &api.operator(),
+                    "mutation($input: CreateTenantInput!) { createTenant(input: $input) { id } }",
+                    json!({"input": {"organization": format!("{slug} AG"), "slug": slug,
+                        "plan": "standard", "seats": 5,
+                        "firstAdmin": {"email": admin, "displayName": "Admin"}}}),
+                )
+                .await;
+            response["data"]["createTenant"]["id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        }
+    };
+    let alpha = create("alpha", "ada@alpha.example").await;
+    let _gamma = create("gamma", "gil@gamma.example").await;
+    // Kate, beta's owner, is also a plain member of alpha (an outside address there).
+    let added = api
+        .post_as(
+            &api.user("ada@alpha.example"),
+            "mutation($t: ID!) { addMember(input: {tenantId: $t, email: \"Kate@beta.example\", displayName: \"Kate\", role: MEMBER}) { id } }",
+            json!({"t": alpha}),
+        )
+        .await;
+    assert_eq!(added["errors"], Value::Null, "{added}");
+
+    let query = "{ me { workspaces { tenant { id slug } role isOwner } } }";
+    let kate = api.token(&with("kate-sub", Some(KATE), Some(json!(true))));
+    let mine = api.post_as(&kate, query, json!({})).await;
+    assert_eq!(
+        mine["data"]["me"]["workspaces"],
+        {
+            let mut expected = vec![
+                json!({"tenant": {"id": alpha, "slug": "alpha"}, "role": "MEMBER", "isOwner": false}),
+                json!({"tenant": {"id": beta, "slug": "beta"}, "role": "ADMIN", "isOwner": true}),
+            ];
+            expected.sort_by_key(|w| w["tenant"]["id"].as_str().unwrap_or_default().to_owned());
+            Value::Array(expected)
+        },
+        "{mine}"
+    );
+    // A look-alike of her address lists nothing.
+    let eve = api.token(&with("eve", Some("KATE@beta.example"), Some(json!(true))));
+    let none = api.post_as(&eve, query, json!({})).await;
+    assert_eq!(none["data"]["me"]["workspaces"], json!([]), "{none}");
+}
+
+#[tokio::test]
+async fn a_person_lists_their_own_workspaces_with_their_role_in_each_on_sqlite() {
+    a_person_lists_their_own_workspaces_with_their_role_in_each(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_person_lists_their_own_workspaces_with_their_role_in_each_on_postgres() {
+    a_person_lists_their_own_workspaces_with_their_role_in_each(Backend::Postgres).await;
+}

@@ -1,10 +1,12 @@
-//! `me.clientSetup`: where the caller's mail client should connect, for the portal's set-up
-//! page (the same settings and the same ownership rule as the profile download,
+//! The caller's own fields of `me`: `me.workspaces` (the workspaces they belong to, with their
+//! role in each) and `me.clientSetup` (where their mail client should connect, for the portal's
+//! set-up page: the same settings and the same ownership rule as the profile download,
 //! [`crate::client_setup`]).
 
 use async_graphql::{ComplexObject, Context, SimpleObject};
 
-use super::schema::{api, auth, Me};
+use super::error::ApiError;
+use super::schema::{api, auth, Me, RoleGql, Tenant};
 use crate::client_setup::{own_mailbox, IMAP_PORT, MOBILECONFIG_PATH, SUBMISSION_PORT};
 
 /// A server a client connects to, with implicit TLS.
@@ -50,8 +52,38 @@ fn query_value(value: &str) -> String {
         .collect()
 }
 
+/// One workspace the caller belongs to, with their membership there.
+#[derive(SimpleObject)]
+pub struct WorkspaceGql {
+    /// The workspace.
+    pub tenant: Tenant,
+    /// The caller's role in it (roles are per workspace).
+    pub role: RoleGql,
+    /// Whether the caller owns it.
+    pub is_owner: bool,
+}
+
 #[ComplexObject]
 impl Me {
+    /// The workspaces the caller is an active member of (recognised by their linked identity,
+    /// or before linking by their verified address), with their role in each; deleted ones are
+    /// left out. At most 100.
+    async fn workspaces(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<WorkspaceGql>> {
+        let viewer = auth(ctx).viewer()?;
+        let found =
+            dezky_projections::tenants::workspaces_of(api(ctx).ledger.db(), &viewer.principal())
+                .await
+                .map_err(ApiError::from)?;
+        Ok(found
+            .into_iter()
+            .map(|(tenant, member)| WorkspaceGql {
+                tenant: Tenant::from_row(tenant),
+                role: member.role.into(),
+                is_owner: member.is_owner,
+            })
+            .collect())
+    }
+
     /// Client set-up for one of the caller's own workspace mailboxes (`address`; default: the
     /// verified e-mail of the token). `FORBIDDEN` for an address that is not the caller's.
     async fn client_setup(
