@@ -1423,6 +1423,35 @@ pub async fn tenant_by_slug(db: &Db, slug: &str) -> Result<Option<TenantRow>, Qu
     tenant_where(&tables, db, "slug", &slug.trim().to_lowercase()).await
 }
 
+/// The `WHERE` condition (its arguments bound into `sql`) that narrows member rows to those
+/// `principal` could be: linked to their subject, or unlinked under one of the address keys
+/// their claim may have been stored as (the claim as sent, its domain in ASCII and Unicode
+/// form; members' addresses are stored as typed). A superset: [`recognises`] decides.
+fn identity_candidates(sql: &mut Sql, principal: &Principal) -> String {
+    let s = sql.arg(Arg::Text(principal.subject.clone()));
+    let mut keys: Vec<String> = principal
+        .email
+        .as_deref()
+        .map(claimed_email_spellings)
+        .unwrap_or_default()
+        .iter()
+        .map(|spelling| email_key(spelling))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    if keys.is_empty() {
+        return format!("subject = {s}");
+    }
+    let list: Vec<String> = keys
+        .into_iter()
+        .map(|key| sql.arg(Arg::Text(key)))
+        .collect();
+    format!(
+        "subject = {s} OR (subject IS NULL AND email_key IN ({}))",
+        list.join(", ")
+    )
+}
+
 /// Most member rows one identity look-up considers: a subject is linked to at most one member
 /// of a tenant, and an address belongs to at most one; the bound keeps a tenant with broken
 /// data from turning a request into a scan.
@@ -1455,30 +1484,7 @@ pub async fn member_role(
         tables.member_columns, tables.members
     ));
     let t = sql.arg(Arg::Text(tenant_id.to_owned()));
-    let s = sql.arg(Arg::Text(principal.subject.clone()));
-    let mut condition = format!("subject = {s}");
-    // The address keys an unlinked member could be found under: the claim as sent, and with
-    // its domain in ASCII and Unicode form (members' addresses are stored as typed).
-    let mut keys: Vec<String> = principal
-        .email
-        .as_deref()
-        .map(claimed_email_spellings)
-        .unwrap_or_default()
-        .iter()
-        .map(|spelling| email_key(spelling))
-        .collect();
-    keys.sort();
-    keys.dedup();
-    if !keys.is_empty() {
-        let list: Vec<String> = keys
-            .into_iter()
-            .map(|key| sql.arg(Arg::Text(key)))
-            .collect();
-        condition = format!(
-            "{condition} OR (subject IS NULL AND email_key IN ({}))",
-            list.join(", ")
-        );
-    }
+    let condition = identity_candidates(&mut sql, principal);
     sql.push(&format!(
         " WHERE tenant_id = {t} AND ({condition}) ORDER BY member_id LIMIT {MAX_IDENTITY_CANDIDATES}"
     ));
@@ -1523,28 +1529,7 @@ pub async fn workspaces_of(
         "SELECT tenant_id, {} FROM {}",
         tables.member_columns, tables.members
     ));
-    let s = sql.arg(Arg::Text(principal.subject.clone()));
-    let mut condition = format!("subject = {s}");
-    let mut keys: Vec<String> = principal
-        .email
-        .as_deref()
-        .map(claimed_email_spellings)
-        .unwrap_or_default()
-        .iter()
-        .map(|spelling| email_key(spelling))
-        .collect();
-    keys.sort();
-    keys.dedup();
-    if !keys.is_empty() {
-        let list: Vec<String> = keys
-            .into_iter()
-            .map(|key| sql.arg(Arg::Text(key)))
-            .collect();
-        condition = format!(
-            "{condition} OR (subject IS NULL AND email_key IN ({}))",
-            list.join(", ")
-        );
-    }
+    let condition = identity_candidates(&mut sql, principal);
     // Twice the bound: a person may match an unlinked row and a linked one in one workspace.
     sql.push(&format!(
         " WHERE {condition} ORDER BY tenant_id, member_id LIMIT {}",
